@@ -1,0 +1,1 @@
+"""Runtimes behind one small protocol: a :class:`~visionserve.backends.base.Session`."""

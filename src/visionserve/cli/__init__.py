@@ -1,0 +1,1 @@
+"""The ``visionserve`` command line."""

@@ -1,0 +1,125 @@
+"""``visionserve detect``: run a model on image files offline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import cv2
+from tqdm import tqdm
+
+from visionserve.cli.common import models_dir_option, open_repository, reports_errors
+from visionserve.core.images import load_image
+from visionserve.errors import VisionServeError
+from visionserve.models.loading import load_model
+from visionserve.pipeline import PredictOptions, Predictor, resolve_classes
+from visionserve.render.annotators import crops, default_annotators, render
+from visionserve.render.json import detections_to_json
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+_PROGRESS_FROM = 10  # show a progress bar when there are at least this many images
+
+
+def expand_paths(paths: tuple[Path, ...]) -> list[Path]:
+    """Files as given; folders as their image files (sorted, not recursive)."""
+    result: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            result.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            result.append(path)
+    return result
+
+
+def _run(model: Predictor, paths: list[Path], options: PredictOptions) -> Iterator[tuple[Path, dict[str, Any], Any]]:
+    """For each path: its JSON result and the decoded image with detections (None on error)."""
+    bar = tqdm(paths, file=sys.stderr, unit="img", disable=len(paths) < _PROGRESS_FROM)
+    for path in bar:
+        try:
+            decoded = load_image(path)
+            (found,) = model.predict([decoded.image], options)
+        except VisionServeError as exc:
+            yield path, {"image": str(path), "error": str(exc)}, None
+            continue
+        result = {
+            "image": str(path),
+            "width": decoded.width,
+            "height": decoded.height,
+            "detections": detections_to_json(found, model.labels),
+        }
+        yield path, result, (decoded.image, found)
+
+
+def _save(out: Path, path: Path, model: Predictor, image_and_found: Any, with_crops: bool) -> None:
+    image, found = image_and_found
+    out.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out / f"{path.stem}.jpg"), render(image, found, default_annotators(model.labels)))
+    if with_crops:
+        ordered = found.sorted_by_confidence()
+        for index, (crop, class_id) in enumerate(zip(crops(image, ordered), ordered.class_id, strict=True)):
+            label = model.labels.name(int(class_id)).replace(" ", "_")
+            cv2.imwrite(str(out / f"{path.stem}_{index:03d}_{label}.jpg"), crop)
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    if "error" in result:
+        click.echo(f"{result['image']}: error: {result['error']}")
+        return
+    detections = result["detections"]
+    click.echo(f"{result['image']} ({result['width']}x{result['height']}): {len(detections)} detections")
+    for d in detections:
+        box = d["box"]
+        click.echo(
+            f"  {d['label']:<16} {d['score']:.3f}  "
+            f"[{box['x1']:7.1f} {box['y1']:7.1f} {box['x2']:7.1f} {box['y2']:7.1f}]"
+        )
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--model", "model_name", help="Model name in the repository, or path to a model.yaml or model file.")
+@models_dir_option
+@click.option("--conf", type=click.FloatRange(0, 1), help="Minimum confidence (default: the model's).")
+@click.option("--iou", type=click.FloatRange(0, 1), help="NMS IoU threshold (default: the model's).")
+@click.option("--classes", help="Only these classes: comma-separated names or ids, e.g. person,car.")
+@click.option("--max-det", type=click.IntRange(min=1), help="At most this many detections per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout (nothing else).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write annotated images here.")
+@click.option("--crops", "with_crops", is_flag=True, help="With --out: also write one crop per detection.")
+@reports_errors
+def detect(
+    paths: tuple[Path, ...],
+    model_name: str | None,
+    models_dir: Path | None,
+    conf: float | None,
+    iou: float | None,
+    classes: str | None,
+    max_det: int | None,
+    as_json: bool,
+    out: Path | None,
+    with_crops: bool,
+) -> None:
+    """Detect objects in images (files or folders) with the default model or --model."""
+    if with_crops and out is None:
+        raise click.UsageError("--crops needs --out DIR")
+    files = expand_paths(paths)
+    spec = open_repository(models_dir).resolve(model_name)
+    model = load_model(spec)
+    class_ids = resolve_classes(classes.split(","), model.labels) if classes else None
+    options = PredictOptions(conf=conf, iou=iou, classes=class_ids, max_det=max_det)
+    results = []
+    for path, result, image_and_found in _run(model, files, options):
+        results.append(result)
+        if out is not None and image_and_found is not None:
+            _save(out, path, model, image_and_found, with_crops)
+        if not as_json:
+            _print_table(result)
+    model.close()
+    if as_json:
+        click.echo(json.dumps({"model": spec.name, "version": spec.version, "results": results}, indent=2))
+    if any("error" in r for r in results):
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Pure numpy/OpenCV building blocks: detections, geometry, NMS, image decoding, preprocessing."""

@@ -1,0 +1,51 @@
+"""Images to a network input batch, vectorized over the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from visionserve.core.geometry import Fit, apply_fit, plan_fit
+from visionserve.models.spec import ColorOrder, InputSpec
+from visionserve.types import AnyArray, BGRImage
+
+
+class Preprocessor:
+    """Fits each image into the input size (stretch or letterbox), then converts the whole batch at
+    once: colour order, ``(x - mean) * scale / std``, layout and dtype.
+
+    ``__call__`` returns the ``(B, 3, H, W)`` (or ``(B, H, W, 3)``) blob and each image's
+    :class:`~visionserve.core.geometry.Fit`, which maps boxes back to its pixels.
+    """
+
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+        self._mean = np.asarray(spec.mean, dtype=np.float32)
+        self._factor = (spec.scale / np.asarray(spec.std, dtype=np.float32)).astype(np.float32)
+        self._identity = not np.any(self._mean) and np.all(self._factor == 1.0)
+
+    def __call__(self, images: Sequence[BGRImage]) -> tuple[AnyArray, list[Fit]]:
+        spec = self.spec
+        canvas = np.full((len(images), spec.height, spec.width, 3), spec.pad_value, dtype=np.uint8)
+        fits = []
+        for image, out in zip(images, canvas, strict=True):
+            fit = plan_fit(image.shape[1], image.shape[0], spec.width, spec.height, spec.resize)
+            apply_fit(image, fit, out)
+            fits.append(fit)
+        if spec.color is ColorOrder.RGB:
+            canvas = canvas[..., ::-1]
+        if spec.dtype == "uint8":
+            blob: AnyArray = canvas
+        else:
+            values = canvas.astype(np.float32)
+            if not self._identity:
+                values = (values - self._mean) * self._factor
+            blob = values.astype(np.float16) if spec.dtype == "float16" else values
+        if spec.layout == "nchw":
+            blob = blob.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(blob), fits
+
+    def fit(self, width: int, height: int) -> Fit:
+        """The fit of a ``width x height`` image (used to pick a reduced JPEG decode size)."""
+        return plan_fit(width, height, self.spec.width, self.spec.height, self.spec.resize)

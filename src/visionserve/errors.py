@@ -1,0 +1,88 @@
+"""The one error tree of visionserve.
+
+Every error raised on purpose by visionserve derives from :class:`VisionServeError`; runtime
+exceptions of OpenCV or ONNX Runtime are translated into it inside the backends. Interfaces map the
+classes below to their own codes in one table (HTTP status codes live in ``api/errors.py``)::
+
+    VisionServeError
+    ├── InputError                    the caller sent something unusable
+    │   ├── ImageDecodeError          bytes that are not a supported image
+    │   ├── ImageTooLargeError        too many pixels (decompression bombs) or bytes
+    │   ├── UnsupportedMediaTypeError a content type that is not an image
+    │   └── InvalidParameterError     a threshold, class list or option out of range
+    ├── ModelNotFoundError            no model of that name in the repository
+    ├── ModelNotReadyError            the model exists but is not loaded (or is unloading)
+    ├── OverloadedError               a queue is full; try again later
+    ├── ConfigError                   settings or a model.yaml that does not validate
+    │   └── ModelSpecError            names the file and the field
+    ├── ModelLoadError                model files missing or rejected by the runtime
+    │   └── MissingDependencyError    an optional runtime is not installed (names the extra)
+    └── InferenceError                the runtime failed on a valid input
+        └── DecodeError               model outputs do not fit the configured decoder
+"""
+
+from __future__ import annotations
+
+
+class VisionServeError(Exception):
+    """Base class of every error that visionserve raises on purpose."""
+
+
+class InputError(VisionServeError):
+    """The caller sent something that cannot be processed."""
+
+
+class ImageDecodeError(InputError):
+    """The bytes are not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF)."""
+
+
+class ImageTooLargeError(InputError):
+    """The image has more pixels (or bytes) than the configured limit."""
+
+
+class UnsupportedMediaTypeError(InputError):
+    """The declared content type is not an image type."""
+
+
+class InvalidParameterError(InputError):
+    """An option such as a threshold or a class filter is out of range."""
+
+
+class ModelNotFoundError(VisionServeError):
+    """No model of that name exists in the repository."""
+
+
+class ModelNotReadyError(VisionServeError):
+    """The model exists but is not loaded, or is being unloaded."""
+
+
+class OverloadedError(VisionServeError):
+    """A bounded queue is full; the caller should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConfigError(VisionServeError):
+    """Settings that do not validate."""
+
+
+class ModelSpecError(ConfigError):
+    """A ``model.yaml`` (or inferred spec) that does not validate; the message names file and field."""
+
+
+class ModelLoadError(VisionServeError):
+    """Model files are missing or the runtime refused them."""
+
+
+class MissingDependencyError(ModelLoadError):
+    """An optional runtime is not installed; the message names the package extra to install."""
+
+
+class InferenceError(VisionServeError):
+    """The runtime failed while running a valid input."""
+
+
+class DecodeError(InferenceError):
+    """Model outputs have shapes that the configured decoder cannot read."""

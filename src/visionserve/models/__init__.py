@@ -1,0 +1,1 @@
+"""Model specs (``model.yaml``), the model repository, loading, and the embedded default model."""

@@ -1,0 +1,71 @@
+"""Label maps: class id to name, from a list, a mapping, or a file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from visionserve.errors import ModelSpecError
+
+
+class Labels:
+    """An immutable class-id-to-name map. Ids without a name read as ``class_<id>``."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self, names: Mapping[int, str]) -> None:
+        self._names = dict(names)
+
+    @classmethod
+    def from_list(cls, names: list[str] | tuple[str, ...]) -> Labels:
+        return cls(dict(enumerate(names)))
+
+    def name(self, class_id: int) -> str:
+        return self._names.get(class_id, f"class_{class_id}")
+
+    def id_of(self, name: str) -> int | None:
+        """The class id named ``name`` (case-insensitive), or None."""
+        wanted = name.strip().lower()
+        return next((i for i, n in self._names.items() if n.lower() == wanted), None)
+
+    def as_dict(self) -> dict[int, str]:
+        return dict(self._names)
+
+    @property
+    def num_classes(self) -> int:
+        """One more than the largest id: the width of a dense class-score vector."""
+        return max(self._names, default=-1) + 1
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def read_labels_file(path: Path) -> Labels:
+    """Read a labels file.
+
+    ``.yaml``/``.yml``/``.json``: a list of names or a mapping of id to name. Otherwise text, one
+    label a line: ``name`` (its id is the line's index among non-comment lines) or ``<id> <name>``.
+    Lines starting with ``#`` are comments.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelSpecError(f"{path}: cannot read labels: {exc.strerror}") from exc
+    if path.suffix.lower() in {".yaml", ".yml", ".json"}:
+        data = yaml.safe_load(text)
+        if isinstance(data, list):
+            return Labels.from_list([str(n) for n in data])
+        if isinstance(data, dict):
+            return Labels({int(k): str(v) for k, v in data.items()})
+        raise ModelSpecError(f"{path}: labels must be a list or a mapping of id to name")
+    names: dict[int, str] = {}
+    lines = [line.strip() for line in text.splitlines()]
+    for index, line in enumerate(line for line in lines if line and not line.startswith("#")):
+        first, _, rest = line.partition(" ")
+        if first.isdigit() and rest.strip():
+            names[int(first)] = rest.strip()
+        else:
+            names[index] = line
+    return Labels(names)

@@ -1,0 +1,84 @@
+"""The model repository: a folder with one sub-folder (holding a ``model.yaml``) per model.
+
+The embedded default model is always present, even with no folder at all. A ``model.yaml`` that
+does not validate does not hide the others: it is listed with its error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from visionserve.errors import ModelNotFoundError, ModelSpecError
+from visionserve.models.default import DEFAULT_MODEL_NAME, default_spec
+from visionserve.models.spec import SPEC_FILENAME, ModelSpec, load_spec
+
+#: Suffixes of model files that can be served without a ``model.yaml``.
+BARE_MODEL_SUFFIXES = frozenset({".onnx", ".pb", ".weights", ".cfg"})
+
+
+@dataclass(frozen=True)
+class ModelRepository:
+    """Specs found under ``root`` at construction (call :meth:`rescan` for a fresh view).
+
+    ``specs`` maps names to valid specs; ``broken`` maps folder names to their validation error.
+    """
+
+    root: Path | None
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
+    default_name: str = DEFAULT_MODEL_NAME
+
+    @classmethod
+    def scan(cls, root: Path | None) -> ModelRepository:
+        """Read every ``<root>/<folder>/model.yaml``; the default model is added unless a folder
+        defines a model of the same name."""
+        specs: dict[str, ModelSpec] = {DEFAULT_MODEL_NAME: default_spec()}
+        broken: dict[str, str] = {}
+        if root is not None:
+            if not root.is_dir():
+                raise ModelSpecError(f"model repository {root} is not a folder")
+            for path in sorted(root.glob(f"*/{SPEC_FILENAME}")):
+                try:
+                    spec = load_spec(path)
+                except ModelSpecError as exc:
+                    broken[path.parent.name] = str(exc)
+                    continue
+                if spec.name in specs and spec.name != DEFAULT_MODEL_NAME:
+                    broken[path.parent.name] = f"{path}: field 'name': {spec.name!r} is already defined"
+                    continue
+                specs[spec.name] = spec
+        return cls(root, specs, broken)
+
+    def rescan(self) -> ModelRepository:
+        return ModelRepository.scan(self.root)
+
+    def names(self) -> list[str]:
+        return sorted(self.specs)
+
+    def get(self, name: str) -> ModelSpec:
+        """The spec called ``name``; raises :class:`ModelNotFoundError` (or the validation error of a
+        broken ``model.yaml`` in a folder of that name)."""
+        if name in self.specs:
+            return self.specs[name]
+        if name in self.broken:
+            raise ModelSpecError(self.broken[name])
+        raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(self.names())}")
+
+    def resolve(self, name_or_path: str | None) -> ModelSpec:
+        """A model by name, or by path: a ``model.yaml``, a folder holding one, or a bare model file
+        (``.onnx``, ``.pb``, ``.cfg``/``.weights``) whose spec is inferred. None means the default."""
+        if name_or_path is None:
+            return self.specs[self.default_name]
+        if name_or_path in self.specs or name_or_path in self.broken:
+            return self.get(name_or_path)
+        path = Path(name_or_path)
+        if path.is_dir() and (path / SPEC_FILENAME).is_file():
+            return load_spec(path / SPEC_FILENAME)
+        if path.is_file() and path.suffix in {".yaml", ".yml"}:
+            return load_spec(path)
+        if path.is_file() and path.suffix.lower() in BARE_MODEL_SUFFIXES:
+            from visionserve.models.autospec import spec_for_file
+
+            return spec_for_file(path)
+        return self.get(name_or_path)

@@ -1,0 +1,180 @@
+"""A loaded model: images in, :class:`Detections` out, over a batch.
+
+``preprocess -> session.run -> decoder -> NMS/filter -> map to source pixels``. Each stage is timed
+so that the server can report where the time went.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from visionserve.backends.base import Session
+from visionserve.core.detections import Detections
+from visionserve.core.geometry import Fit
+from visionserve.core.nms import class_aware_nms
+from visionserve.core.preprocess import Preprocessor
+from visionserve.decoders.base import Candidates, DecodeParams, get_decoder
+from visionserve.errors import DecodeError, InvalidParameterError
+from visionserve.models.labels import Labels
+from visionserve.models.spec import ModelSpec
+from visionserve.types import AnyArray, BGRImage
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Per-call overrides of the model's thresholds; None keeps the model's default."""
+
+    conf: float | None = None
+    iou: float | None = None
+    classes: frozenset[int] | None = None
+    max_det: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("conf", "iou"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise InvalidParameterError(f"{name} must be between 0 and 1, got {value}")
+        if self.max_det is not None and self.max_det < 1:
+            raise InvalidParameterError(f"max_det must be at least 1, got {self.max_det}")
+
+
+def resolve_classes(names: Iterable[str], labels: Labels) -> frozenset[int]:
+    """Class ids for label names or numeric ids; unknown names raise :class:`InvalidParameterError`."""
+    ids = set()
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        class_id = int(name) if name.isdigit() else labels.id_of(name)
+        if class_id is None:
+            raise InvalidParameterError(f"unknown class {name!r}: not among this model's labels")
+        ids.add(class_id)
+    return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Milliseconds spent on one batch, per stage."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One :class:`Detections` per input image, in order, and the batch's stage timings."""
+
+    detections: list[Detections]
+    timings: StageTimings
+
+
+class Predictor(Protocol):
+    """Anything that turns a batch of images into detections: a network model or a plugin."""
+
+    @property
+    def spec(self) -> ModelSpec: ...
+
+    @property
+    def labels(self) -> Labels: ...
+
+    def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+        """Detections for each ``(H, W, 3) uint8`` BGR image, boxes in that image's pixels."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class NetworkModel:
+    """A network spec with its open session. One instance serves one caller at a time."""
+
+    def __init__(self, spec: ModelSpec, session: Session, labels: Labels) -> None:
+        _, input_spec, decoder_spec = spec.network
+        self._spec = spec
+        self._session = session
+        self._labels = labels
+        self._preprocess = Preprocessor(input_spec)
+        self._decode = get_decoder(decoder_spec.layout)
+        self._input_name = session.inputs[0].name
+        self._nms = decoder_spec.nms
+        self._decode_params = DecodeParams(
+            input_width=input_spec.width,
+            input_height=input_spec.height,
+            conf=spec.thresholds.conf,
+            num_classes=decoder_spec.num_classes or labels.num_classes,
+            anchors=decoder_spec.anchors,
+        )
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    @property
+    def labels(self) -> Labels:
+        return self._labels
+
+    @property
+    def preprocessor(self) -> Preprocessor:
+        return self._preprocess
+
+    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
+        """Like :meth:`infer`, without timings."""
+        return self.infer(images, options).detections
+
+    def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+        if not images:
+            return BatchResult([], StageTimings())
+        options = options or PredictOptions()
+        start = time.perf_counter()
+        blob, fits = self._preprocess(images)
+        preprocess_ms = _ms_since(start)
+        start = time.perf_counter()
+        chunks = [(part, self._session.run({self._input_name: padded})) for part, padded in self._chunks(blob)]
+        inference_ms = _ms_since(start)
+        start = time.perf_counter()
+        conf = self._spec.thresholds.conf if options.conf is None else options.conf
+        params = replace(self._decode_params, conf=conf)
+        candidates = [c for n, outputs in chunks for c in self._decode(outputs, n, params)[:n]]
+        if len(candidates) != len(images):
+            raise DecodeError(f"decoder returned {len(candidates)} results for {len(images)} images")
+        detections = [self._finish(c, fit, options) for c, fit in zip(candidates, fits, strict=True)]
+        return BatchResult(detections, StageTimings(preprocess_ms, inference_ms, _ms_since(start)))
+
+    def _chunks(self, blob: AnyArray) -> list[tuple[int, AnyArray]]:
+        """``(images in chunk, blob to run)``: the whole batch, or fixed-size chunks (the last one
+        padded by repeating its final image) for models exported with a fixed batch size."""
+        fixed = self._preprocess.spec.fixed_batch
+        if fixed is None or fixed == len(blob):
+            return [(len(blob), blob)]
+        result = []
+        for i in range(0, len(blob), fixed):
+            chunk = blob[i : i + fixed]
+            padding = np.repeat(chunk[-1:], fixed - len(chunk), axis=0)
+            result.append((len(chunk), np.concatenate([chunk, padding]) if len(padding) else chunk))
+        return result
+
+    def _finish(self, found: Candidates, fit: Fit, options: PredictOptions) -> Detections:
+        """Class filter, NMS, ``max_det``, then boxes mapped to source pixels."""
+        xyxy, scores, class_ids = found.xyxy, found.scores, found.class_ids
+        if options.classes is not None:
+            keep = np.isin(class_ids, np.fromiter(options.classes, np.int32, len(options.classes)))
+            xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+        if self._nms:
+            iou = self._spec.thresholds.iou if options.iou is None else options.iou
+            order = class_aware_nms(xyxy, scores, class_ids, iou)
+        else:
+            order = np.argsort(-scores, kind="stable")
+        order = order[: options.max_det or self._spec.thresholds.max_det]
+        return Detections(fit.boxes_to_source(xyxy[order]), scores[order], class_ids[order])
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,98 @@
+"""Plain Python plugins: any class with ``load`` and ``predict`` named in ``model.yaml``.
+
+``model.yaml``::
+
+    name: my-detector
+    backend: plugin
+    plugin: my_package.detector:MyDetector
+    labels: [widget, gadget]
+    options: {sensitivity: 3}
+
+The class is built with no arguments; ``load(spec)`` gets the validated spec (``spec.root`` is the
+folder of the yaml, ``spec.options`` the free-form options) and ``predict(images)`` gets a list of
+``(H, W, 3) uint8`` BGR images and returns one :class:`Detections` per image, boxes in its pixels.
+Thresholds, class filter and ``max_det`` are applied by visionserve afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from visionserve.core.detections import Detections
+from visionserve.errors import InferenceError, ModelLoadError
+from visionserve.models.labels import Labels
+from visionserve.models.spec import ModelSpec
+from visionserve.pipeline import BatchResult, PredictOptions, StageTimings
+from visionserve.types import BGRImage
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    def load(self, spec: ModelSpec) -> None: ...
+
+    def predict(self, images: list[BGRImage]) -> list[Detections]: ...
+
+
+def import_plugin(dotted: str, search_path: str | None = None) -> Plugin:
+    """Import ``package.module:ClassName`` (also from ``search_path``) and build an instance."""
+    module_name, _, class_name = dotted.partition(":")
+    if search_path and search_path not in sys.path:
+        sys.path.insert(0, search_path)
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot import plugin {dotted!r}: {exc}") from exc
+    instance = cls()
+    if not isinstance(instance, Plugin):
+        raise ModelLoadError(f"plugin {dotted!r} must define load(spec) and predict(images)")
+    return instance
+
+
+class PluginModel:
+    """A plugin behind the :class:`~visionserve.pipeline.Predictor` protocol."""
+
+    def __init__(self, spec: ModelSpec, plugin: Plugin, labels: Labels) -> None:
+        self._spec = spec
+        self._plugin = plugin
+        self._labels = labels
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    @property
+    def labels(self) -> Labels:
+        return self._labels
+
+    def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+        options = options or PredictOptions()
+        start = time.perf_counter()
+        found = self._plugin.predict(list(images))
+        elapsed = (time.perf_counter() - start) * 1000.0
+        if len(found) != len(images) or not all(isinstance(d, Detections) for d in found):
+            raise InferenceError(
+                f"plugin {self._spec.plugin!r} must return one Detections per image "
+                f"({len(images)} images, got {len(found)} results)"
+            )
+        thresholds = self._spec.thresholds
+        detections = [
+            d.filter(
+                thresholds.conf if options.conf is None else options.conf,
+                options.classes,
+                options.max_det or thresholds.max_det,
+            )
+            for d in found
+        ]
+        return BatchResult(detections, StageTimings(inference_ms=elapsed))
+
+    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
+        return self.infer(images, options).detections
+
+    def close(self) -> None:
+        close = getattr(self._plugin, "close", None)
+        if callable(close):
+            close()

@@ -1,0 +1,1 @@
+"""Drawing detections on images, cutting crops, and the JSON form of detections."""
