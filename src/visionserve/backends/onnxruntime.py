@@ -45,7 +45,7 @@ class OnnxRuntimeSession:
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        except Exception as exc:
             raise ModelLoadError(f"ONNX Runtime cannot load {model}: {exc}") from exc
         self._inputs = [
             TensorInfo(i.name, _dims(i.shape), _DTYPES.get(i.type, i.type)) for i in self._session.get_inputs()
@@ -68,7 +68,7 @@ class OnnxRuntimeSession:
     def run(self, feeds: Mapping[str, AnyArray]) -> list[AnyArray]:
         try:
             return list(self._session.run(self._output_names, dict(feeds)))
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        except Exception as exc:
             raise InferenceError(f"ONNX Runtime inference failed: {exc}") from exc
 
     def close(self) -> None:

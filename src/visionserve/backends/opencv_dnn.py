@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from visionserve.backends.base import TensorInfo
 from visionserve.errors import InferenceError, ModelLoadError
@@ -79,7 +80,7 @@ class OpenCVDNNSession:
         (blob,) = feeds.values()
         with self._lock:
             try:
-                self._net.setInput(blob)
+                self._net.setInput(np.asarray(blob, dtype=np.float32))
                 outputs = self._net.forward(self._outputs)
             except cv2.error as exc:
                 raise InferenceError(f"OpenCV DNN forward failed: {exc.msg.strip()}") from exc

@@ -41,7 +41,7 @@ def _run(model: Predictor, paths: list[Path], options: PredictOptions) -> Iterat
     for path in bar:
         try:
             decoded = load_image(path)
-            (found,) = model.predict([decoded.image], options)
+            (found,) = model.infer([decoded.image], options).detections
         except VisionServeError as exc:
             yield path, {"image": str(path), "error": str(exc)}, None
             continue

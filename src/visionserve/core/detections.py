@@ -62,7 +62,7 @@ class Detections:
 
     @staticmethod
     def _column(name: str, value: Any, dtype: type, shape: tuple[int, ...]) -> npt.NDArray[Any]:
-        array = np.asarray(value, dtype=dtype)
+        array: npt.NDArray[Any] = np.asarray(value, dtype=dtype)
         if array.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
         return array
@@ -71,7 +71,7 @@ class Detections:
     def _optional(name: str, value: Any, dtype: type, n: int, ndim: int) -> npt.NDArray[Any] | None:
         if value is None:
             return None
-        array = np.asarray(value, dtype=dtype)
+        array: npt.NDArray[Any] = np.asarray(value, dtype=dtype)
         if array.ndim != ndim or array.shape[0] != n:
             raise ValueError(f"{name} must have {ndim} dimensions and {n} rows, got shape {array.shape}")
         return array

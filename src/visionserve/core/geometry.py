@@ -49,7 +49,8 @@ class Fit:
         scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y], dtype=np.float32)
         boxes = (xyxy.astype(np.float32) - offset) / scale
         limits = np.array([self.width, self.height, self.width, self.height], dtype=np.float32)
-        return np.clip(boxes, 0.0, limits).astype(np.float32)
+        clipped: FloatArray = np.clip(boxes, 0.0, limits).astype(np.float32)
+        return clipped
 
 
 def plan_fit(width: int, height: int, input_width: int, input_height: int, mode: ResizeMode) -> Fit:

@@ -116,7 +116,7 @@ def decode_image(
     header = read_header(data, max_pixels)
     factor = reduction_factor(header, *min_size) if min_size else 1
     flags = _REDUCED_FLAGS[factor] if factor > 1 else cv2.IMREAD_COLOR
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    image: BGRImage | None = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)  # type: ignore[assignment]
     if image is None or image.size == 0:
         raise ImageDecodeError(f"cannot decode image: the {header.format} data is corrupt or truncated")
     if factor == 1:

@@ -18,9 +18,13 @@ def class_aware_nms(xyxy: FloatArray, scores: FloatArray, class_ids: IntArray, i
     if len(xyxy) == 0:
         return np.zeros(0, dtype=np.intp)
     xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-    keep = cv2.dnn.NMSBoxesBatched(
-        xywh.astype(np.float32).tolist(), scores.astype(np.float32).tolist(), class_ids.astype(np.int32).tolist(),
-        score_threshold=0.0, nms_threshold=float(iou),
+    kept = cv2.dnn.NMSBoxesBatched(
+        xywh.astype(np.float32).tolist(),
+        scores.astype(np.float32).tolist(),
+        class_ids.astype(np.int32).tolist(),
+        score_threshold=0.0,
+        nms_threshold=float(iou),
     )
-    keep = np.asarray(keep, dtype=np.intp).reshape(-1)
-    return keep[np.argsort(-scores[keep], kind="stable")]
+    keep: npt.NDArray[np.intp] = np.asarray(kept, dtype=np.intp).reshape(-1)
+    order: npt.NDArray[np.intp] = keep[np.argsort(-scores[keep], kind="stable")]
+    return order

@@ -28,7 +28,7 @@ class Annotator(Protocol):
 
 
 def _thickness(frame: BGRImage) -> int:
-    return max(1, round(max(frame.shape[:2]) / 400))
+    return max(1, round(int(max(frame.shape[:2])) / 400))
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,6 @@ def crops(frame: BGRImage, detections: Detections) -> list[BGRImage]:
     result = []
     for x1, y1, x2, y2 in detections.xyxy:
         left, top = min(int(x1), width - 1), min(int(y1), height - 1)
-        right, bottom = max(left + 1, min(int(round(x2)), width)), max(top + 1, min(int(round(y2)), height))
+        right, bottom = max(left + 1, min(round(float(x2)), width)), max(top + 1, min(round(float(y2)), height))
         result.append(frame[top:bottom, left:right].copy())
     return result

@@ -1,0 +1,5 @@
+"""``python -m visionserve``: the same as the ``visionserve`` command."""
+
+from visionserve.cli.main import main
+
+main()
