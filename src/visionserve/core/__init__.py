@@ -1,1 +1,1 @@
-"""Pure numpy/OpenCV building blocks: detections, geometry, NMS, image decoding, preprocessing."""
+"""Pure numpy/OpenCV building blocks: detections, geometry, NMS, image decoding. Imports nothing else of visionserve but errors and types."""
