@@ -1,0 +1,1 @@
+"""Servers that visionserve is measured against, written the way people usually write them."""
