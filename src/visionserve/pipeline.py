@@ -87,6 +87,10 @@ class Predictor(Protocol):
         """Detections for each ``(H, W, 3) uint8`` BGR image, boxes in that image's pixels."""
         ...
 
+    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
+        """Like :meth:`infer`, without timings."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -105,6 +109,8 @@ class NetworkModel:
         self._preprocess = Preprocessor(input_spec)
         self._decode = get_decoder(decoder_spec.layout)
         self._input_name = session.inputs[0].name
+        # A model exported with a fixed batch size says so in its input shape, even without a yaml field.
+        self._fixed_batch = input_spec.fixed_batch or session.inputs[0].shape[0]
         self._nms = decoder_spec.nms
         self._decode_params = DecodeParams(
             input_width=input_spec.width,
@@ -152,7 +158,7 @@ class NetworkModel:
     def _chunks(self, blob: AnyArray) -> list[tuple[int, AnyArray]]:
         """``(images in chunk, blob to run)``: the whole batch, or fixed-size chunks (the last one
         padded by repeating its final image) for models exported with a fixed batch size."""
-        fixed = self._preprocess.spec.fixed_batch
+        fixed = self._fixed_batch
         if fixed is None or fixed == len(blob):
             return [(len(blob), blob)]
         result = []

@@ -5,7 +5,7 @@ Each module registers one :class:`~visionserve.models.spec.OutputLayout`; see :m
 
 import importlib
 
-_BUILTIN = ("ssd",)
+_BUILTIN = ("ssd", "yolo_ultralytics", "yolo_region", "darknet_yolo")
 
 
 def load_builtin() -> None:

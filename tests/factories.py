@@ -1,0 +1,170 @@
+"""Builders of tiny models whose outputs are known exactly, for end-to-end tests of the real loading,
+preprocessing and decoding code.
+
+* :func:`constant_onnx` writes an ONNX graph whose output is a hand-made tensor, whatever the image:
+  ``output = table + 0 * sum(images)`` (the sum gives the output its batch dimension and keeps the
+  input in the graph), with optional Ultralytics-style metadata.
+* :func:`darknet_detector` writes a Darknet ``.cfg`` + ``.weights`` pair that OpenCV's
+  ``readNetFromDarknet`` loads: a 1x1 convolution, an 8x8 max pool (stride 8, no padding: Darknet's
+  default padding would shift the windows) and one ``[yolo]`` layer with one anchor on a 4x4 grid
+  of a 32x32 input. The objectness logit is ``obj_weight * red + obj_bias`` (``red`` the
+  input's first channel, i.e. red for RGB input scaled to [0, 1]); every other logit is a constant
+  bias. So only grid cells that contain red pixels hold an object, at a hand-computable box.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from visionserve.types import BGRImage, FloatArray
+
+
+def ultralytics_metadata(
+    names: Sequence[str], imgsz: tuple[int, int], task: str = "detect", batch: int = 1
+) -> dict[str, str]:
+    """Metadata as an Ultralytics ONNX export writes it (``imgsz`` is ``[height, width]``)."""
+    return {
+        "description": "Ultralytics YOLO model (test double)",
+        "author": "Ultralytics",
+        "stride": "32",
+        "task": task,
+        "batch": str(batch),
+        "imgsz": str(list(imgsz)),
+        "names": str(dict(enumerate(names))),
+    }
+
+
+def constant_onnx(
+    path: Path,
+    table: FloatArray,
+    *,
+    input_shape: Sequence[int | str] = (1, 3, 64, 64),
+    metadata: Mapping[str, str] | None = None,
+    input_name: str = "images",
+    output_name: str = "output0",
+) -> Path:
+    """Write an ONNX model whose output is ``table`` (leading dimension 1) broadcast over the batch.
+
+    ``input_shape`` is ``[B, 3, H, W]``; a string dimension (e.g. ``"batch"``) is dynamic.
+    """
+    if table.shape[0] != 1:
+        raise ValueError(f"table must have a leading dimension of 1, got shape {table.shape}")
+    batch = input_shape[0]
+    out_shape = [batch, *table.shape[1:]]
+    ones = [1] * (table.ndim - 1)
+    nodes = [
+        helper.make_node("ReduceSum", [input_name, "axes"], ["total"], keepdims=1),
+        helper.make_node("Reshape", ["total", "batch_shape"], ["per_image"]),
+        helper.make_node("Mul", ["per_image", "zero"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "table"], [output_name]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1, *ones], np.int64), "batch_shape"),
+        numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+        numpy_helper.from_array(table.astype(np.float32), "table"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, out_shape)],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="visionserve-tests")
+    model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, dict(metadata))
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def yolov8_table(rows: Sequence[Sequence[float]], num_classes: int, columns: int = 16) -> FloatArray:
+    """A ``[1, 4 + C, columns]`` YOLOv8 output: ``rows[i]`` = ``(cx, cy, w, h, class_id, score)``
+    fills column ``i``; other columns and class scores are 0."""
+    table = np.zeros((1, 4 + num_classes, columns), np.float32)
+    for index, (cx, cy, w, h, class_id, score) in enumerate(rows):
+        table[0, :4, index] = (cx, cy, w, h)
+        table[0, 4 + int(class_id), index] = score
+    return table
+
+
+def yolov5_table(rows: Sequence[Sequence[float]], num_classes: int, count: int = 16) -> FloatArray:
+    """A ``[1, count, 5 + C]`` YOLOv5 output: ``rows[i]`` = ``(cx, cy, w, h, objectness, class_id,
+    class_score)`` fills row ``i``; other rows are 0."""
+    table = np.zeros((1, count, 5 + num_classes), np.float32)
+    for index, (cx, cy, w, h, obj, class_id, score) in enumerate(rows):
+        table[0, index, :5] = (cx, cy, w, h, obj)
+        table[0, index, 5 + int(class_id)] = score
+    return table
+
+
+def solid_image(width: int, height: int, bgr: tuple[int, int, int] = (40, 40, 40)) -> BGRImage:
+    """A ``height x width`` image of one colour."""
+    return np.full((height, width, 3), bgr, np.uint8)
+
+
+@dataclass(frozen=True)
+class DarknetDetector:
+    """The files and parameters of a model written by :func:`darknet_detector`."""
+
+    cfg: Path
+    weights: Path
+    size: int  # network input width = height, in pixels
+    grid: int  # cells per side
+    anchor: tuple[float, float]  # (w, h) in network-input pixels
+
+
+def darknet_detector(
+    folder: Path,
+    stem: str,
+    *,
+    class_logits: Sequence[float],
+    box_logits: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+    obj_weight: float = 12.0,
+    obj_bias: float = -10.0,
+    anchor: tuple[int, int] = (16, 8),
+    size: int = 32,
+) -> DarknetDetector:
+    """Write ``<stem>.cfg`` and ``<stem>.weights`` (Darknet format 0.2: major, minor, revision as
+    int32, ``seen`` as uint64, then per convolution its biases and its weights as float32)."""
+    classes = len(class_logits)
+    filters = 5 + classes
+    cfg = folder / f"{stem}.cfg"
+    cfg.write_text(
+        "[net]\nbatch=1\nsubdivisions=1\n"
+        f"width={size}\nheight={size}\nchannels=3\n\n"
+        f"[convolutional]\nsize=1\nstride=1\npad=0\nfilters={filters}\nactivation=linear\n\n"
+        "[maxpool]\nsize=8\nstride=8\npadding=0\n\n"
+        f"[yolo]\nmask=0\nanchors={anchor[0]},{anchor[1]}\nclasses={classes}\nnum=1\n",
+        encoding="utf-8",
+    )
+    biases = np.array([*box_logits, obj_bias, *class_logits], np.float32)
+    weights = np.zeros((filters, 3), np.float32)  # (output channel, input channel) of the 1x1 kernel
+    weights[4, 0] = obj_weight
+    path = folder / f"{stem}.weights"
+    path.write_bytes(struct.pack("<iiiQ", 0, 2, 0, 0) + biases.tobytes() + weights.tobytes())
+    return DarknetDetector(cfg, path, size, size // 8, (float(anchor[0]), float(anchor[1])))
+
+
+def red_block(width: int, height: int, x0: int, y0: int, x1: int, y1: int) -> BGRImage:
+    """A black ``height x width`` image with a pure red rectangle ``[x0, x1) x [y0, y1)``."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[y0:y1, x0:x1] = (0, 0, 255)
+    return image
+
+
+def write_image(path: Path, image: BGRImage) -> Path:
+    """Write ``image`` losslessly (PNG) to ``path``."""
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write {path}")
+    return path
