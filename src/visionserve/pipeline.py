@@ -17,11 +17,11 @@ from visionserve.backends.base import Session
 from visionserve.core.detections import Detections
 from visionserve.core.geometry import Fit
 from visionserve.core.nms import class_aware_nms
-from visionserve.preprocess import Preprocessor
 from visionserve.decoders.base import Candidates, DecodeParams, get_decoder
 from visionserve.errors import DecodeError, InvalidParameterError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec
+from visionserve.preprocess import Preprocessor
 from visionserve.types import AnyArray, BGRImage
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from tests.conftest import PHOTOS
+
+from visionserve.errors import InvalidParameterError
 from visionserve.models.default import DEFAULT_MODEL_NAME, default_spec
 from visionserve.models.loading import load_model
 from visionserve.models.repository import ModelRepository
 from visionserve.pipeline import NetworkModel, PredictOptions, resolve_classes
-from visionserve.errors import InvalidParameterError
 
 
 @pytest.fixture(scope="module")

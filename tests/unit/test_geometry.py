@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from visionserve.core.geometry import ResizeMode, apply_fit, plan_fit
 
 

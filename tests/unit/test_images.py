@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-
 from tests.conftest import encode, photo
+
 from visionserve.core.images import check_content_type, decode_image, load_image, read_header
 from visionserve.errors import ImageDecodeError, ImageTooLargeError, UnsupportedMediaTypeError
 
