@@ -25,13 +25,19 @@ class Request:
     headers: dict[str, str]
 
 
-def multipart(field: str, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg") -> tuple[bytes, str]:
+def multipart(
+    field: str, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg"
+) -> tuple[bytes, str]:
     """A multipart/form-data body with one file field, and its Content-Type header."""
     boundary = uuid.uuid4().hex
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 

@@ -32,13 +32,42 @@ from benchmarks.loadgen import Stats, run_load, upload
 CONCURRENCY = (1, 4, 16)
 #: name -> (command, health path, detect path)
 SERVERS: dict[str, tuple[list[str], str, str]] = {
-    "visionserve": ([sys.executable, "-m", "visionserve", "serve", "--host", "127.0.0.1", "--port", "{port}"],
-                    "/readyz", "/v1/detect"),
+    "visionserve": (
+        [sys.executable, "-m", "visionserve", "serve", "--host", "127.0.0.1", "--port", "{port}"],
+        "/readyz",
+        "/v1/detect",
+    ),
     "flask": ([sys.executable, "-m", "benchmarks.baselines.flask_app", "--port", "{port}"], "/health", "/detect"),
-    "litserve-batch": ([sys.executable, "-m", "benchmarks.baselines.litserve_app", "--port", "{port}",
-                        "--workers", "1", "--batch", "4"], "/health", "/predict"),
-    "litserve-2workers": ([sys.executable, "-m", "benchmarks.baselines.litserve_app", "--port", "{port}",
-                           "--workers", "2", "--batch", "4"], "/health", "/predict"),
+    "litserve-batch": (
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.baselines.litserve_app",
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--batch",
+            "4",
+        ],
+        "/health",
+        "/predict",
+    ),
+    "litserve-2workers": (
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.baselines.litserve_app",
+            "--port",
+            "{port}",
+            "--workers",
+            "2",
+            "--batch",
+            "4",
+        ],
+        "/health",
+        "/predict",
+    ),
 }
 
 
@@ -54,7 +83,9 @@ def running(name: str) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [part.format(port=port) for part in command],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -98,27 +129,53 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; {args.seconds:.0f} s per cell; img/s and ms\n")
     print(f"{'server':18} {'image':10} {'conc':>4} {'img/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'errors':>6}")
     for size, m in alone.items():
-        print(f"{'model alone':18} {size:10} {'':>4} {m['procs_x1_thread']:7.1f}   (one process per core, 1 thread each)")
-        print(f"{'model alone':18} {size:10} {1:>4} {m['one_proc_all_threads']:7.1f} {m['latency_ms']:7.1f}"
-              "   (one process, all cores, one image at a time)")
+        print(
+            f"{'model alone':18} {size:10} {'':>4} {m['procs_x1_thread']:7.1f}   (one process per core, 1 thread each)"
+        )
+        print(
+            f"{'model alone':18} {size:10} {1:>4} {m['one_proc_all_threads']:7.1f} {m['latency_ms']:7.1f}"
+            "   (one process, all cores, one image at a time)"
+        )
     for name, by_size in table.items():
         for size, by_conc in by_size.items():
             for c, s in by_conc.items():
-                print(f"{name:18} {size:10} {c:>4} {s.throughput:7.1f} {s.p(50):7.1f} {s.p(95):7.1f} {s.p(99):7.1f}"
-                      f" {s.errors:>6}")
+                print(
+                    f"{name:18} {size:10} {c:>4} {s.throughput:7.1f} {s.p(50):7.1f} {s.p(95):7.1f} {s.p(99):7.1f}"
+                    f" {s.errors:>6}"
+                )
     if "visionserve" in table:
         print("\nTargets (visionserve / model alone, same run):")
         for size, m in alone.items():
             vs = table["visionserve"][size]
-            print(f"  {size}: throughput at 16 = {vs[16].throughput / m['procs_x1_thread']:.2f}x (target >= 0.90, "
-                  f"errors {vs[16].errors}); p50 at 1 = {vs[1].p(50) / m['latency_ms']:.2f}x (target <= 1.10)")
+            print(
+                f"  {size}: throughput at 16 = {vs[16].throughput / m['procs_x1_thread']:.2f}x (target >= 0.90, "
+                f"errors {vs[16].errors}); p50 at 1 = {vs[1].p(50) / m['latency_ms']:.2f}x (target <= 1.10)"
+            )
     if args.json:
-        args.json.write_text(json.dumps({
-            "model_alone": alone,
-            "servers": {n: {sz: {c: {"img_s": s.throughput, "p50": s.p(50), "p95": s.p(95), "p99": s.p(99),
-                                     "errors": s.errors} for c, s in bc.items()} for sz, bc in bs.items()}
-                        for n, bs in table.items()},
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model_alone": alone,
+                    "servers": {
+                        n: {
+                            sz: {
+                                c: {
+                                    "img_s": s.throughput,
+                                    "p50": s.p(50),
+                                    "p95": s.p(95),
+                                    "p99": s.p(99),
+                                    "errors": s.errors,
+                                }
+                                for c, s in bc.items()
+                            }
+                            for sz, bc in bs.items()
+                        }
+                        for n, bs in table.items()
+                    },
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

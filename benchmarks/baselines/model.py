@@ -21,9 +21,16 @@ def detect(net: cv2.dnn.Net, image: np.ndarray, conf: float = 0.4) -> list[dict[
     net.setInput(cv2.dnn.blobFromImage(image, size=(300, 300), swapRB=True))
     rows = net.forward()[0, 0]
     return [
-        {"class_id": int(r[1]), "score": float(r[2]), "x1": float(r[3] * w), "y1": float(r[4] * h),
-         "x2": float(r[5] * w), "y2": float(r[6] * h)}
-        for r in rows if r[2] >= conf
+        {
+            "class_id": int(r[1]),
+            "score": float(r[2]),
+            "x1": float(r[3] * w),
+            "y1": float(r[4] * h),
+            "x2": float(r[5] * w),
+            "y2": float(r[6] * h),
+        }
+        for r in rows
+        if r[2] >= conf
     ]
 
 
@@ -35,9 +42,17 @@ def detect_batch(net: cv2.dnn.Net, images: list[np.ndarray], conf: float = 0.4) 
     for index, image in enumerate(images):
         h, w = image.shape[:2]
         mine = rows[(rows[:, 0] == index) & (rows[:, 2] >= conf)]
-        results.append([
-            {"class_id": int(r[1]), "score": float(r[2]), "x1": float(r[3] * w), "y1": float(r[4] * h),
-             "x2": float(r[5] * w), "y2": float(r[6] * h)}
-            for r in mine
-        ])
+        results.append(
+            [
+                {
+                    "class_id": int(r[1]),
+                    "score": float(r[2]),
+                    "x1": float(r[3] * w),
+                    "y1": float(r[4] * h),
+                    "x2": float(r[5] * w),
+                    "y2": float(r[6] * h),
+                }
+                for r in mine
+            ]
+        )
     return results
