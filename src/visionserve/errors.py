@@ -13,6 +13,14 @@ classes below to their own codes in one table (HTTP status codes live in ``api/e
     ├── ModelNotFoundError            no model of that name in the repository
     ├── ModelNotReadyError            the model exists but is not loaded (or is unloading)
     ├── OverloadedError               a queue is full; try again later
+    ├── ShuttingDownError             the server is stopping and takes no new requests
+    ├── JobNotFoundError              no job (or item, or artifact) with that id
+    ├── JobStateError                 the job's state does not allow that (cancel a finished job)
+    ├── StorageError                  the jobs database or artifact store failed or is unreachable
+    ├── AuthenticationError           a missing or wrong API key (HTTP 401)
+    ├── RemoteError                   the Python client got no usable answer from a server
+    │   ├── ConnectionFailedError     the server cannot be reached (after retries)
+    │   └── ServerError               the server failed (5xx) or answered something unreadable
     ├── ConfigError                   settings or a model.yaml that does not validate
     │   └── ModelSpecError            names the file and the field
     ├── ModelLoadError                model files missing or rejected by the runtime
@@ -62,6 +70,38 @@ class OverloadedError(VisionServeError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ShuttingDownError(VisionServeError):
+    """The server received SIGTERM: requests in flight finish, new ones are refused."""
+
+
+class JobNotFoundError(VisionServeError):
+    """No job, item or artifact with that id (or it was removed by retention)."""
+
+
+class JobStateError(VisionServeError):
+    """A state change that the job's transition table does not allow, such as cancelling a finished job."""
+
+
+class StorageError(VisionServeError):
+    """The jobs database or the artifact store failed or cannot be reached."""
+
+
+class AuthenticationError(VisionServeError):
+    """The request carries no API key, or one the server does not accept."""
+
+
+class RemoteError(VisionServeError):
+    """The Python client could not get a usable answer from a visionserve server."""
+
+
+class ConnectionFailedError(RemoteError):
+    """The server could not be reached, even after the retries."""
+
+
+class ServerError(RemoteError):
+    """The server failed (a 5xx answer) or answered with something the client cannot read."""
 
 
 class ConfigError(VisionServeError):

@@ -8,7 +8,10 @@ import click
 
 from visionserve import __version__
 from visionserve.cli.detect import detect
+from visionserve.cli.jobs import jobs
 from visionserve.cli.models import models
+from visionserve.cli.serve import serve
+from visionserve.cli.worker import db, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +26,7 @@ def main(verbose: bool) -> None:
 
 main.add_command(detect)
 main.add_command(models)
+main.add_command(serve)
+main.add_command(worker)
+main.add_command(db)
+main.add_command(jobs)

@@ -1,1 +1,4 @@
-"""Pure numpy/OpenCV building blocks: detections, geometry, NMS, image decoding. Imports nothing else of visionserve but errors and types."""
+"""Pure numpy/OpenCV building blocks: detections, geometry, NMS, image decoding.
+
+The core imports nothing else of visionserve but ``errors`` and ``types``.
+"""

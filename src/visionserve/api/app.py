@@ -1,0 +1,111 @@
+"""The FastAPI application: :func:`create_app` wires settings, service, metrics and routes.
+
+Nothing is global: the service (which loads the models) is built and started in the lifespan and
+kept in ``app.state.service``; routes reach it through :mod:`visionserve.api.deps`. Middleware,
+outermost first: metrics, catch-all 500, API keys, draining, body size limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from visionserve import __version__
+from visionserve.api.auth import ApiKeyMiddleware
+from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
+from visionserve.api.jobs_wiring import JobsBodyLimit, JobsCollector, start_jobs, stop_jobs
+from visionserve.api.limits import DrainMiddleware, InFlight
+from visionserve.api.metrics import Metrics, MetricsMiddleware
+from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
+from visionserve.api.routes.protocol_support import SELF_AUTHENTICATING_PREFIXES
+from visionserve.api.uploads import UploadStore
+from visionserve.jobs.service import JobService
+from visionserve.models.repository import ModelRepository
+from visionserve.serving.service import DetectionService, ServiceConfig
+from visionserve.serving.threads import set_opencv_threads
+from visionserve.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    repository: ModelRepository,
+    *,
+    set_threads: Callable[[int], None] = set_opencv_threads,
+    service: DetectionService | None = None,
+    jobs_service: JobService | None = None,
+) -> FastAPI:
+    """The HTTP app serving ``repository`` under ``settings``.
+
+    The lifespan builds a :class:`DetectionService` (or starts the given ``service``), starts loading
+    every model in the background (``/readyz`` answers 503 until they are warm) and closes it on
+    shutdown. ``set_threads`` applies OpenCV's thread count (tests inject a recorder). The job service
+    (``app.state.jobs``) is built from the settings, or ``jobs_service`` is started, in the lifespan too.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        running = service or DetectionService(
+            repository, ServiceConfig.from_settings(settings), observer=metrics, set_threads=set_threads
+        )
+        app.state.service = running
+        await running.start()
+        await start_jobs(app, settings, repository, jobs_service)
+        logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
+        try:
+            yield
+        finally:
+            await stop_jobs(app)
+            await running.close()
+            app.state.service = None
+
+    app = FastAPI(
+        title="visionserve",
+        version=__version__,
+        description="Object detection over HTTP with dynamic batching.",
+        lifespan=lifespan,
+    )
+    metrics = Metrics(lambda: getattr(app.state, "service", None))
+    in_flight = InFlight()
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.uploads = UploadStore(settings.upload_dir or settings.data_dir / "uploads", settings.upload_max_tasks)
+    app.state.in_flight = in_flight
+    app.state.service = None
+    app.state.jobs = None
+    metrics.registry.register(JobsCollector(lambda: app.state.jobs))
+
+    def draining() -> bool:
+        running: DetectionService | None = app.state.service
+        return running is not None and running.draining
+
+    install_error_handlers(app, settings.debug)
+    # add_middleware puts each one outside the previous: innermost first.
+    app.add_middleware(JobsBodyLimit, max_bytes=settings.max_body_bytes, jobs_max_bytes=settings.jobs_max_body_bytes)
+    app.add_middleware(DrainMiddleware, in_flight=in_flight, draining=draining)
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys, delegated_prefixes=SELF_AUTHENTICATING_PREFIXES)
+    app.add_middleware(CatchAllMiddleware, debug=settings.debug)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(native.router)
+    app.include_router(jobs.router)
+    for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload):
+        app.include_router(protocol.router)
+    return app
+
+
+async def drain(app: FastAPI, timeout: float) -> bool:
+    """Start refusing new requests (503) and wait up to ``timeout`` seconds for those in flight.
+    True when they all finished in time."""
+    running: DetectionService | None = app.state.service
+    if running is not None:
+        running.begin_drain()
+    in_flight: InFlight = app.state.in_flight
+    if in_flight.count:
+        logger.info("draining: waiting for %d request(s) in flight", in_flight.count)
+    return await in_flight.wait_idle(timeout)

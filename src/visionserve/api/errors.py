@@ -1,0 +1,188 @@
+"""HTTP errors: the one table from the error tree to status codes, and the shape of every error.
+
+Every error answer is ``{"error": {"code": "...", "message": "..."}}``; 5xx answers add an ``id``
+that the log line of the failure also carries (and a ``traceback`` in debug mode only). FastAPI's
+own 404, 405 and 422 answers are replaced by this shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+import uuid
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from visionserve.errors import (
+    AuthenticationError,
+    ConfigError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    InferenceError,
+    InputError,
+    InvalidParameterError,
+    JobNotFoundError,
+    JobStateError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    OverloadedError,
+    RemoteError,
+    ShuttingDownError,
+    StorageError,
+    UnsupportedMediaTypeError,
+    VisionServeError,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The one table: error class -> (status, code). An exception takes the entry of its nearest class.
+ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
+    ImageDecodeError: (HTTPStatus.BAD_REQUEST, "undecodable_image"),
+    ImageTooLargeError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large"),
+    UnsupportedMediaTypeError: (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+    InvalidParameterError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_parameter"),
+    InputError: (HTTPStatus.BAD_REQUEST, "bad_input"),
+    AuthenticationError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
+    ModelNotFoundError: (HTTPStatus.NOT_FOUND, "model_not_found"),
+    JobNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
+    JobStateError: (HTTPStatus.CONFLICT, "conflict"),
+    OverloadedError: (HTTPStatus.TOO_MANY_REQUESTS, "overloaded"),
+    ModelNotReadyError: (HTTPStatus.SERVICE_UNAVAILABLE, "model_not_ready"),
+    ShuttingDownError: (HTTPStatus.SERVICE_UNAVAILABLE, "shutting_down"),
+    StorageError: (HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable"),
+    RemoteError: (HTTPStatus.BAD_GATEWAY, "remote_error"),
+    ConfigError: (HTTPStatus.INTERNAL_SERVER_ERROR, "config_error"),
+    ModelLoadError: (HTTPStatus.INTERNAL_SERVER_ERROR, "model_load_error"),
+    InferenceError: (HTTPStatus.INTERNAL_SERVER_ERROR, "inference_error"),
+    VisionServeError: (HTTPStatus.INTERNAL_SERVER_ERROR, "error"),
+}
+
+#: Codes of HTTP-level errors that Starlette raises (unknown route, wrong method, bad multipart).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
+
+
+def status_of(exc: VisionServeError) -> tuple[HTTPStatus, str]:
+    """The (status, code) of ``exc``: the table entry of the nearest class in its MRO."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return HTTPStatus.INTERNAL_SERVER_ERROR, "error"
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, **extra), status_code=status, headers=dict(headers or {}))
+
+
+def internal_error_response(
+    exc: BaseException, request_line: str, debug: bool, code: str = "internal_error", message: str = "internal error"
+) -> JSONResponse:
+    """A 500 with a fresh error id, logged with the traceback (which the answer shows only when
+    ``debug``)."""
+    error_id = uuid.uuid4().hex[:16]
+    logger.error("internal error %s on %s: %s", error_id, request_line, exc, exc_info=exc)
+    extra: dict[str, Any] = {"id": error_id}
+    if debug:
+        extra["traceback"] = "".join(traceback.format_exception(exc))
+    return error_response(500, code, f"{message} (error id {error_id})", **extra)
+
+
+def visionserve_error_response(exc: VisionServeError, request_line: str, debug: bool) -> JSONResponse:
+    """The answer for a deliberate error: its table status, its message, and the headers it implies
+    (``Retry-After`` for overload and shutdown, ``WWW-Authenticate`` for a missing key)."""
+    status, code = status_of(exc)
+    if status == HTTPStatus.INTERNAL_SERVER_ERROR:
+        return internal_error_response(exc, request_line, debug, code, str(exc))
+    headers: dict[str, str] = {}
+    if isinstance(exc, OverloadedError):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    elif isinstance(exc, ShuttingDownError):
+        headers["Retry-After"] = "1"
+        headers["Connection"] = "close"
+    elif isinstance(exc, AuthenticationError):
+        headers["WWW-Authenticate"] = 'Bearer realm="visionserve"'
+    return error_response(status, code, str(exc), headers)
+
+
+def _request_line(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in {"query", "body", "path", "header"})
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid")))
+    return "invalid request: " + "; ".join(parts)
+
+
+def _http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, code, message, exc.headers)
+
+
+def install_error_handlers(app: FastAPI, debug: bool) -> None:
+    """Make deliberate errors, validation errors and Starlette's HTTP errors answer in our shape."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, VisionServeError):
+            return visionserve_error_response(exc, _request_line(request), debug)
+        if isinstance(exc, RequestValidationError):
+            return error_response(422, "invalid_parameter", _validation_message(exc))
+        if isinstance(exc, StarletteHTTPException):
+            return _http_error_response(request, exc)
+        return internal_error_response(exc, _request_line(request), debug)
+
+    for cls in (VisionServeError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(cls, handle)
+
+
+class CatchAllMiddleware:
+    """Turns any exception that escapes the app into a 500 with an error id (when the answer has
+    not started; otherwise the connection is dropped after logging)."""
+
+    def __init__(self, app: ASGIApp, debug: bool = False) -> None:
+        self.app = app
+        self.debug = debug
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: answer 500, log with an id
+            line = f"{scope.get('method', '')} {scope.get('path', '')}"
+            if isinstance(exc, VisionServeError):
+                response = visionserve_error_response(exc, line, self.debug)
+            else:
+                response = internal_error_response(exc, line, self.debug)
+            if started:
+                return
+            await response(scope, receive, send)

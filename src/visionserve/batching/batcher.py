@@ -1,0 +1,249 @@
+"""The dynamic batcher: a queue, a dispatcher task, and futures that carry each caller's result.
+
+Callers :meth:`Batcher.submit` items and await the returned futures. One dispatcher task waits for
+a free slot (``capacity`` batches may run at once: one per model instance), then gathers up to
+``max_batch_size`` queued items and hands them to the batch function as one list:
+
+* a full batch leaves at once;
+* a partial batch leaves when its oldest item has waited ``max_queue_delay`` (counted from when it
+  was queued, so time spent waiting for a slot counts too);
+* an item that finds the queue empty and a slot free leaves at once, alone (or with the items
+  submitted in the same call): a lone request never waits for company;
+* the batch function's failure fails every caller of that batch; a result list of the wrong length
+  fails them all with :class:`~visionserve.errors.InferenceError` (and an error log line);
+* a full queue refuses new items with :class:`~visionserve.errors.OverloadedError`;
+* :meth:`Batcher.close` stops accepting items, runs what is queued without further waiting, and
+  returns when every batch has finished.
+
+The batcher is used from one event loop; time comes from an injected :class:`Clock` so that tests
+can drive it without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from visionserve.batching.policy import BatchPolicy
+from visionserve.errors import InferenceError, InvalidParameterError, ModelNotReadyError, OverloadedError
+
+logger = logging.getLogger(__name__)
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+#: Weight of the newest batch duration in the moving average behind :meth:`Batcher.retry_after`.
+_EWMA_WEIGHT = 0.2
+
+
+class Clock(Protocol):
+    """Monotonic time in seconds, and a way to wait for it."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class MonotonicClock:
+    """The real clock: :func:`time.monotonic` and :func:`asyncio.sleep`."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass(eq=False)
+class _Entry(Generic[ItemT, ResultT]):
+    item: ItemT
+    future: asyncio.Future[ResultT]
+    queued_at: float
+    #: Found the queue empty and a slot free: leaves without waiting for company.
+    immediate: bool
+
+
+class Batcher(Generic[ItemT, ResultT]):
+    """Groups submitted items into batches for ``run_batch``.
+
+    Args:
+        policy: batch size, queue delay and queue bound.
+        run_batch: an async function from a list of items to one result per item, in order. It may
+            raise; every caller of the batch then gets that exception.
+        clock: time source (default: :class:`MonotonicClock`).
+        capacity: how many batches may run at once (>= 1).
+        name: used in error messages and logs (e.g. the model's name).
+    """
+
+    def __init__(
+        self,
+        policy: BatchPolicy,
+        run_batch: Callable[[list[ItemT]], Awaitable[Sequence[ResultT]]],
+        *,
+        clock: Clock | None = None,
+        capacity: int = 1,
+        name: str = "batcher",
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.policy = policy
+        self.name = name
+        self._run_batch = run_batch
+        self._clock = clock or MonotonicClock()
+        self._capacity = capacity
+        self._queue: deque[_Entry[ItemT, ResultT]] = deque()
+        self._running = 0
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+        self._mean_batch_s: float | None = None
+
+    @property
+    def depth(self) -> int:
+        """Items waiting for a batch (not counting those running)."""
+        return sum(1 for entry in self._queue if not entry.future.done())
+
+    @property
+    def in_flight(self) -> int:
+        """Batches running now."""
+        return self._running
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def start(self) -> None:
+        """Start the dispatcher task (call from the event loop that will use the batcher)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._dispatch(), name=f"batcher-{self.name}")
+
+    def submit(self, item: ItemT) -> asyncio.Future[ResultT]:
+        """Queue one item; the future resolves to its result. See :meth:`submit_many`."""
+        return self.submit_many([item])[0]
+
+    def submit_many(self, items: Sequence[ItemT]) -> list[asyncio.Future[ResultT]]:
+        """Queue ``items`` together (they leave in the same batch when it has room); one future each.
+
+        Raises :class:`ModelNotReadyError` once :meth:`close` was called (or before :meth:`start`),
+        :class:`OverloadedError` when the queue has no room for all of them, and
+        :class:`InvalidParameterError` when they could never fit (more than ``queue_size``).
+        """
+        if self._closing or self._task is None:
+            raise ModelNotReadyError(f"{self.name} is not accepting requests: it is stopping or stopped")
+        if len(items) > self.policy.queue_size:
+            raise InvalidParameterError(
+                f"{len(items)} images in one request exceed the queue size of {self.name} ({self.policy.queue_size})"
+            )
+        if self.depth + len(items) > self.policy.queue_size:
+            raise OverloadedError(
+                f"{self.name} is overloaded: its queue of {self.policy.queue_size} is full", self.retry_after()
+            )
+        loop = asyncio.get_running_loop()
+        now = self._clock.now()
+        immediate = not self.depth and self._running < self._capacity
+        entries = [_Entry[ItemT, ResultT](item, loop.create_future(), now, immediate) for item in items]
+        self._queue.extend(entries)
+        self._wakeup.set()
+        return [entry.future for entry in entries]
+
+    def retry_after(self) -> float:
+        """Seconds until the queue has likely made room: the queued batches times the mean batch
+        duration, spread over the slots; at least one second."""
+        batches = math.ceil((self.depth + 1) / self.policy.max_batch_size)
+        per_batch = self._mean_batch_s if self._mean_batch_s is not None else 1.0
+        return max(1.0, batches * per_batch / self._capacity)
+
+    async def close(self) -> None:
+        """Refuse new items, run the queued ones without waiting for company, return when all done."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        if self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
+
+    async def _dispatch(self) -> None:
+        while True:
+            while not (self.depth and self._running < self._capacity):
+                if self._closing and not self.depth:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await self._gather_company()
+            batch = self._take()
+            if batch:
+                self._running += 1
+                task = asyncio.get_running_loop().create_task(self._execute(batch))
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
+
+    async def _gather_company(self) -> None:
+        """Wait until the batch is full, the oldest item's delay is over, or the batcher closes."""
+        head = next(entry for entry in self._queue if not entry.future.done())
+        if head.immediate or self.policy.max_batch_size == 1:
+            return
+        deadline = head.queued_at + self.policy.max_queue_delay_s
+        while self.depth < self.policy.max_batch_size and not self._closing and not head.future.done():
+            remaining = deadline - self._clock.now()
+            if remaining <= 0:
+                return
+            await self._wait_for_item(remaining)
+
+    async def _wait_for_item(self, timeout: float) -> None:
+        """Return on the next submit (or close), or after ``timeout`` seconds of the clock."""
+        self._wakeup.clear()
+        waiter = asyncio.ensure_future(self._wakeup.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep(timeout))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    def _take(self) -> list[_Entry[ItemT, ResultT]]:
+        """Pop up to ``max_batch_size`` items whose callers still wait."""
+        batch: list[_Entry[ItemT, ResultT]] = []
+        while self._queue and len(batch) < self.policy.max_batch_size:
+            entry = self._queue.popleft()
+            if not entry.future.done():
+                batch.append(entry)
+        return batch
+
+    async def _execute(self, batch: list[_Entry[ItemT, ResultT]]) -> None:
+        started = self._clock.now()
+        try:
+            results = list(await self._run_batch([entry.item for entry in batch]))
+            if len(results) != len(batch):
+                logger.error("%s: batch function returned %d results for %d items", self.name, len(results), len(batch))
+                raise InferenceError(
+                    f"{self.name}: the batch function returned {len(results)} results for {len(batch)} items"
+                )
+        except asyncio.CancelledError:
+            for entry in batch:
+                entry.future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the batch raised goes to each of its callers
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_exception(exc)
+        else:
+            for entry, result in zip(batch, results, strict=True):
+                if not entry.future.done():
+                    entry.future.set_result(result)
+        finally:
+            self._running -= 1
+            self._record(self._clock.now() - started)
+            self._wakeup.set()
+
+    def _record(self, seconds: float) -> None:
+        if self._mean_batch_s is None:
+            self._mean_batch_s = seconds
+        else:
+            self._mean_batch_s += _EWMA_WEIGHT * (seconds - self._mean_batch_s)

@@ -1,0 +1,175 @@
+"""Model instances: one loaded predictor each, with a thread of its own.
+
+A ``cv2.dnn.Net`` (like most runtime sessions) must not run two forward passes at once, so each
+instance owns its predictor and a single worker thread; parallelism comes from several instances.
+Their forward passes release the GIL, so instances of one process run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from visionserve.core.detections import Detections
+from visionserve.core.geometry import ResizeMode, plan_fit
+from visionserve.core.images import DecodedImage, decode_image, read_header
+from visionserve.errors import InferenceError, InputError
+from visionserve.models.spec import InputSpec, ModelSpec
+from visionserve.pipeline import PredictOptions, Predictor, StageTimings
+from visionserve.types import BGRImage
+
+#: Side of the blank image that warms up models without an input size (plugins).
+_WARMUP_SIDE = 64
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Image bytes that the instance's thread decodes (see :func:`decode_for_model`)."""
+
+    data: bytes
+    max_pixels: int
+    target: InputSpec | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image for a batch.
+
+    ``image`` is the decoded image as the model should see it (``decode_ms`` says how long that
+    took), or :class:`Encoded` bytes to decode first; ``submitted`` is the
+    :func:`time.perf_counter` reading when it was queued (the start of its queue time).
+    """
+
+    image: DecodedImage | Encoded
+    options: PredictOptions
+    submitted: float
+    decode_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What the batch did for one :class:`Job`.
+
+    ``detections`` are in pixels of ``image.image`` (the decoded image); ``decode_ms`` is the time
+    spent decoding it (by the instance, or before, as the job said); ``timings`` are those of the forward
+    pass the job shared with ``batch_size - 1`` others; ``queue_ms`` is the time from submission to
+    the start of the batch (waiting for company, a free instance and a CPU lane).
+    """
+
+    image: DecodedImage
+    detections: Detections
+    timings: StageTimings
+    queue_ms: float
+    batch_size: int
+    decode_ms: float = 0.0
+
+
+def decode_for_model(data: bytes, max_pixels: int, target: InputSpec | None) -> DecodedImage:
+    """Decode ``data`` keeping at least the pixels that ``target`` resizes to (large JPEGs decode at
+    1/2, 1/4 or 1/8 scale); all of them when ``target`` is None. Raises
+    :class:`~visionserve.errors.ImageDecodeError` or :class:`~visionserve.errors.ImageTooLargeError`."""
+    if target is None:
+        return decode_image(data, max_pixels)
+    if target.resize is ResizeMode.STRETCH:  # the resized size is the input size, whatever the image
+        return decode_image(data, max_pixels, min_size=(target.width, target.height))
+    header = read_header(data, max_pixels)
+    fit = plan_fit(header.width, header.height, target.width, target.height, target.resize)
+    return decode_image(data, max_pixels, min_size=(fit.resized_width, fit.resized_height))
+
+
+def _decode_jobs(jobs: list[Job]) -> tuple[dict[int, DecodedImage], dict[int, InputError], list[float]]:
+    """The decoded image of each job by index, the :class:`InputError` of each job whose bytes do
+    not decode, and the ms spent decoding each job (here, or before as the job says)."""
+    decoded: dict[int, DecodedImage] = {}
+    failed: dict[int, InputError] = {}
+    spent: list[float] = []
+    for index, job in enumerate(jobs):
+        if not isinstance(job.image, Encoded):
+            decoded[index] = job.image
+            spent.append(job.decode_ms)
+            continue
+        started = time.perf_counter()
+        try:
+            decoded[index] = decode_for_model(job.image.data, job.image.max_pixels, job.image.target)
+        except InputError as exc:
+            failed[index] = exc
+        spent.append((time.perf_counter() - started) * 1000.0)
+    return decoded, failed, spent
+
+
+def run_jobs(predictor: Predictor, jobs: list[Job]) -> list[JobResult | InputError]:
+    """Decode the jobs that came encoded, then run them on ``predictor``, one forward pass per
+    distinct :class:`PredictOptions` (jobs with equal options, the common case, share one pass).
+    Blocking: call it in the instance's thread.
+
+    A job whose bytes do not decode gets its :class:`InputError` as its result (the others run).
+    Raises :class:`InferenceError` when the predictor returns a wrong number of results.
+    """
+    started = time.perf_counter()
+    decoded, failed, decode_ms = _decode_jobs(jobs)
+    groups: dict[PredictOptions, list[int]] = {}
+    for index in decoded:
+        groups.setdefault(jobs[index].options, []).append(index)
+    results: dict[int, JobResult | InputError] = dict(failed)
+    for options, indices in groups.items():
+        batch = predictor.infer([decoded[i].image for i in indices], options)
+        if len(batch.detections) != len(indices):
+            raise InferenceError(
+                f"model {predictor.spec.name!r} returned {len(batch.detections)} results for {len(indices)} images"
+            )
+        for index, found in zip(indices, batch.detections, strict=True):
+            queue_ms = max(0.0, (started - jobs[index].submitted) * 1000.0)
+            results[index] = JobResult(decoded[index], found, batch.timings, queue_ms, len(indices), decode_ms[index])
+    return [results[i] for i in range(len(jobs))]
+
+
+def warmup_image(spec: ModelSpec) -> BGRImage:
+    """A mid-grey image of the model's input size (64x64 for models without one)."""
+    width, height = (spec.input.width, spec.input.height) if spec.input else (_WARMUP_SIDE, _WARMUP_SIDE)
+    return np.full((height, width, 3), 114, np.uint8)
+
+
+class ModelInstance:
+    """A predictor and the one thread that runs it. Build it with :meth:`open`."""
+
+    def __init__(self, predictor: Predictor, executor: ThreadPoolExecutor, index: int) -> None:
+        self.predictor = predictor
+        self.index = index
+        self._executor = executor
+
+    @classmethod
+    async def open(cls, spec: ModelSpec, index: int, load: Callable[[ModelSpec], Predictor]) -> ModelInstance:
+        """Load instance ``index`` of ``spec`` with ``load`` in the instance's own thread.
+
+        Raises whatever ``load`` raises (:class:`~visionserve.errors.ModelLoadError` and kin).
+        """
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-{index}")
+        try:
+            predictor = await asyncio.get_running_loop().run_in_executor(executor, load, spec)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(predictor, executor, index)
+
+    async def run(self, jobs: list[Job]) -> list[JobResult | InputError]:
+        """:func:`run_jobs` in this instance's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run_jobs, self.predictor, jobs)
+
+    async def warm_up(self) -> None:
+        """One forward pass on a blank image, so that the first request does not pay for lazy
+        initialisation (OpenCV allocates its layers on the first forward)."""
+        image = warmup_image(self.predictor.spec)
+        job = Job(DecodedImage(image, image.shape[1], image.shape[0]), PredictOptions(), time.perf_counter())
+        await self.run([job])
+
+    async def close(self) -> None:
+        """Release the predictor in its thread, then stop the thread."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.predictor.close)
+        finally:
+            self._executor.shutdown(wait=False)

@@ -1,0 +1,310 @@
+"""Which models are served, in which state, with their instances and batchers.
+
+Each model of the repository has a state (:class:`ModelState`). Loading opens its instances (each
+in its own thread), warms each up with one forward pass, and starts its batcher; unloading stops the
+batcher (queued requests still run) and closes the instances. Requests reach a model only while it
+is ``loaded``; otherwise :class:`~visionserve.errors.ModelNotReadyError` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from visionserve.batching.batcher import Batcher, Clock
+from visionserve.batching.policy import BatchPolicy
+from visionserve.errors import InputError, ModelLoadError, ModelNotFoundError, ModelNotReadyError, VisionServeError
+from visionserve.models.labels import Labels
+from visionserve.models.loading import load_model, spec_labels
+from visionserve.models.repository import ModelRepository
+from visionserve.models.spec import BackendKind, ModelSpec
+from visionserve.pipeline import Predictor
+from visionserve.serving.instances import Job, JobResult, ModelInstance
+from visionserve.serving.threads import ThreadGovernor
+
+logger = logging.getLogger(__name__)
+
+
+class ModelState(StrEnum):
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    LOADED = "loaded"
+    UNLOADING = "unloading"
+    FAILED = "failed"
+
+
+class ServingObserver(Protocol):
+    """Told about every forward pass (the metrics implement it)."""
+
+    def on_batch(self, model: str, size: int, inference_ms: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A snapshot of one model: ``spec``/``labels`` are None for a ``model.yaml`` that does not
+    validate (``error`` says why); ``instances`` is the number it runs (or would run) with."""
+
+    name: str
+    state: ModelState
+    spec: ModelSpec | None
+    labels: Labels | None
+    instances: int
+    queue_depth: int
+    error: str | None = None
+
+
+def uses_opencv_threads(spec: ModelSpec) -> bool:
+    """Whether the model's forward pass runs on OpenCV's CPU thread pool."""
+    return spec.backend is BackendKind.OPENCV_DNN and spec.runtime.opencv_target == "cpu"
+
+
+def instance_count(spec: ModelSpec, override: int | None, cores: int) -> int:
+    """Instances to run: the override, else ``instances`` from the model.yaml when it sets it, else
+    one per core for OpenCV DNN models on the CPU (the thread governor lets a lone request use every
+    core) and one for the others."""
+    if override is not None:
+        return override
+    if "instances" in spec.model_fields_set or not uses_opencv_threads(spec):
+        return spec.instances
+    return cores
+
+
+class ServedModel:
+    """A loaded model: its instances behind a batcher, admitted to the CPU by the governor."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        labels: Labels,
+        instances: list[ModelInstance],
+        governor: ThreadGovernor,
+        observer: ServingObserver | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.spec = spec
+        self.labels = labels
+        self.instances = instances
+        self._governor = governor
+        self._observer = observer
+        self._uses_opencv = uses_opencv_threads(spec)
+        self._free: asyncio.Queue[ModelInstance] = asyncio.Queue()
+        for instance in instances:
+            self._free.put_nowait(instance)
+        policy = BatchPolicy.from_spec(spec.batching)
+        self.batcher: Batcher[Job, JobResult | InputError] = Batcher(
+            policy, self._run_batch, clock=clock, capacity=len(instances), name=f"model {spec.name!r}"
+        )
+        self.batcher.start()
+
+    def idle(self) -> bool:
+        """Whether a job submitted now would start at once on an idle CPU: nothing queued, an
+        instance free, and no forward pass running in the process."""
+        return not self.batcher.depth and self.batcher.in_flight < len(self.instances) and not self._governor.running
+
+    async def infer(self, jobs: Sequence[Job]) -> list[JobResult]:
+        """Queue ``jobs`` together and wait for their results (in order). Raises the
+        :class:`InputError` of the first job whose bytes did not decode."""
+        futures = self.batcher.submit_many(jobs)
+        try:
+            results = [await futures[0]] if len(futures) == 1 else list(await asyncio.gather(*futures))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        for result in results:
+            if isinstance(result, InputError):
+                raise result
+        return [result for result in results if isinstance(result, JobResult)]
+
+    async def _run_batch(self, jobs: list[Job]) -> list[JobResult | InputError]:
+        instance = self._free.get_nowait()  # the batcher runs at most one batch per instance
+        try:
+            async with self._governor.lane(self._uses_opencv, backlog=lambda: self.batcher.depth > 0):
+                results = await instance.run(jobs)
+        finally:
+            self._free.put_nowait(instance)
+        if self._observer is not None:
+            passes = {id(r.timings): r for r in results if isinstance(r, JobResult)}  # one per forward pass
+            for result in passes.values():
+                self._observer.on_batch(self.spec.name, result.batch_size, result.timings.inference_ms)
+        return results
+
+    async def close(self) -> None:
+        """Run what is queued, then close every instance."""
+        await self.batcher.close()
+        await asyncio.gather(*(instance.close() for instance in self.instances), return_exceptions=True)
+
+
+@dataclass
+class _Entry:
+    spec: ModelSpec | None
+    labels: Labels | None
+    state: ModelState
+    error: str | None = None
+    served: ServedModel | None = None
+    lock: asyncio.Lock | None = None
+
+
+class ModelManager:
+    """The state of every model of ``repository``, and their loading and unloading.
+
+    Args:
+        repository: the specs to serve (broken ``model.yaml`` files are listed as failed).
+        governor: shared by every model of the process.
+        instances: overrides every model's instance count.
+        load: builds one predictor from a spec (default :func:`load_model`).
+    """
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        governor: ThreadGovernor,
+        *,
+        instances: int | None = None,
+        observer: ServingObserver | None = None,
+        load: Callable[[ModelSpec], Predictor] = load_model,
+        clock: Clock | None = None,
+    ) -> None:
+        self.repository = repository
+        self._governor = governor
+        self._instances = instances
+        self._observer = observer
+        self._load = load
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        for name in repository.names():
+            self._entries[name] = self._entry(repository.specs[name])
+        for name, error in repository.broken.items():
+            self._entries.setdefault(name, _Entry(None, None, ModelState.FAILED, error))
+
+    @staticmethod
+    def _entry(spec: ModelSpec) -> _Entry:
+        try:
+            return _Entry(spec, spec_labels(spec), ModelState.UNLOADED)
+        except VisionServeError as exc:
+            return _Entry(spec, None, ModelState.FAILED, str(exc))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def _get(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(self.names())}")
+        return entry
+
+    def status(self, name: str) -> ModelStatus:
+        """The snapshot of ``name``; raises :class:`ModelNotFoundError`."""
+        entry = self._get(name)
+        count = len(entry.served.instances) if entry.served else 0
+        if entry.spec is not None and not count:
+            count = instance_count(entry.spec, self._instances, self._governor.cores)
+        depth = entry.served.batcher.depth if entry.served else 0
+        return ModelStatus(name, entry.state, entry.spec, entry.labels, count, depth, entry.error)
+
+    def statuses(self) -> list[ModelStatus]:
+        return [self.status(name) for name in self.names()]
+
+    def served(self, name: str) -> ServedModel:
+        """The loaded model ``name``; raises :class:`ModelNotFoundError` or :class:`ModelNotReadyError`."""
+        entry = self._get(name)
+        if entry.state is ModelState.LOADED and entry.served is not None:
+            return entry.served
+        reason = f": {entry.error}" if entry.error else ""
+        raise ModelNotReadyError(f"model {name!r} is not available: it is {entry.state.value}{reason}")
+
+    def spec(self, name: str) -> ModelSpec:
+        """The spec of ``name`` (loaded or not); raises :class:`ModelNotFoundError` or, for a broken
+        ``model.yaml``, :class:`ModelNotReadyError` with its validation error."""
+        entry = self._get(name)
+        if entry.spec is None:
+            raise ModelNotReadyError(f"model {name!r} is not available: {entry.error}")
+        return entry.spec
+
+    def labels(self, name: str) -> Labels:
+        entry = self._get(name)
+        if entry.labels is None:
+            raise ModelNotReadyError(f"model {name!r} is not available: {entry.error}")
+        return entry.labels
+
+    async def load(self, name: str) -> ModelStatus:
+        """Load and warm up ``name`` (no-op when loaded). Raises :class:`ModelNotFoundError`,
+        :class:`ModelNotReadyError` for a broken spec, or the load error (the state is then failed)."""
+        entry = self._get(name)
+        spec = self.spec(name)
+        entry.lock = entry.lock or asyncio.Lock()
+        async with entry.lock:
+            if entry.state is ModelState.LOADED:
+                return self.status(name)
+            entry.state, entry.error = ModelState.LOADING, None
+            started = time.perf_counter()
+            try:
+                entry.labels = entry.labels or spec_labels(spec)
+                entry.served = await self._open(spec, entry.labels)
+            except Exception as exc:
+                entry.state, entry.error = ModelState.FAILED, str(exc)
+                logger.error("model %s failed to load: %s", name, exc)
+                if isinstance(exc, VisionServeError):
+                    raise
+                raise ModelLoadError(f"model {name!r} failed to load: {exc}") from exc
+            entry.state = ModelState.LOADED
+            logger.info(
+                "model %s loaded: %d instance(s), warm in %.0f ms",
+                name,
+                len(entry.served.instances),
+                (time.perf_counter() - started) * 1000,
+            )
+        return self.status(name)
+
+    async def _open(self, spec: ModelSpec, labels: Labels) -> ServedModel:
+        count = instance_count(spec, self._instances, self._governor.cores)
+        opened = await asyncio.gather(
+            *(ModelInstance.open(spec, i, self._load) for i in range(count)), return_exceptions=True
+        )
+        instances = [item for item in opened if isinstance(item, ModelInstance)]
+        failure = next((item for item in opened if isinstance(item, BaseException)), None)
+        try:
+            if failure is not None:
+                raise failure
+            for instance in instances:
+                await instance.warm_up()
+        except BaseException:
+            await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
+            raise
+        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock)
+
+    async def unload(self, name: str) -> ModelStatus:
+        """Stop taking requests for ``name``, finish the queued ones, close its instances."""
+        entry = self._get(name)
+        entry.lock = entry.lock or asyncio.Lock()
+        async with entry.lock:
+            served = entry.served
+            if served is None:
+                if entry.state is not ModelState.FAILED:
+                    entry.state = ModelState.UNLOADED
+                return self.status(name)
+            entry.state = ModelState.UNLOADING
+            await served.close()
+            entry.served, entry.state = None, ModelState.UNLOADED
+            logger.info("model %s unloaded", name)
+        return self.status(name)
+
+    async def load_all(self) -> None:
+        """Load every valid model, one after the other; failures are logged and leave the model
+        ``failed`` (the others still load)."""
+        for name in self.names():
+            if self._entries[name].state is ModelState.UNLOADED:
+                try:
+                    await self.load(name)
+                except VisionServeError:
+                    continue
+
+    async def close(self) -> None:
+        """Unload every model."""
+        for name in self.names():
+            await self.unload(name)

@@ -1,0 +1,299 @@
+"""The detection service: what every interface (HTTP routes, jobs, streams) calls. No HTTP here.
+
+``bytes -> decode (thread pool, no more pixels than the model needs) -> batcher -> instance thread
+-> Detections in source pixels``. The event loop only schedules: decoding runs in a thread pool and
+inference in each instance's thread, so the next requests decode while a batch runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from visionserve.batching.batcher import Clock
+from visionserve.core.detections import Detections
+from visionserve.core.images import DEFAULT_MAX_PIXELS, DecodedImage
+from visionserve.errors import InputError, InvalidParameterError, ShuttingDownError
+from visionserve.models.labels import Labels
+from visionserve.models.loading import load_model
+from visionserve.models.repository import ModelRepository
+from visionserve.models.spec import InputSpec, ModelSpec
+from visionserve.pipeline import PredictOptions, Predictor
+from visionserve.serving.instances import Encoded, Job, JobResult, decode_for_model
+from visionserve.serving.manager import ModelManager, ModelState, ModelStatus, ServingObserver
+from visionserve.serving.threads import ThreadGovernor, set_opencv_threads
+from visionserve.settings import Settings, available_cores
+from visionserve.types import BGRImage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds spent on one image. ``preprocess``/``inference``/``postprocess`` are those of
+    the forward pass the image shared with its batch; ``total`` runs from the call to the result."""
+
+    queue_ms: float
+    decode_ms: float
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    total_ms: float
+
+    def as_dict(self) -> dict[str, float]:
+        """``{"queue": ms, "decode": ms, ..., "total": ms}`` rounded to 0.01 ms."""
+        return {name.removesuffix("_ms"): round(value, 2) for name, value in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The detections of one image.
+
+    ``detections`` are in pixels of the source image (``width x height``, upright). ``image`` is
+    the decoded BGR image: at source size when the call asked for ``full_size`` (or passed arrays),
+    otherwise possibly reduced (``image.shape`` then differs from ``width``/``height``).
+    """
+
+    model: str
+    version: str
+    width: int
+    height: int
+    detections: Detections
+    timings: Timings
+    image: BGRImage
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the service takes traffic: start-up loading done, not draining, a model loaded."""
+
+    ready: bool
+    reason: str
+    models: dict[str, ModelState]
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the service needs from the settings."""
+
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    instances: int | None = None
+    cores: int = field(default_factory=available_cores)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceConfig:
+        return cls(settings.max_image_pixels, settings.instances, settings.cores)
+
+
+def as_image(array: Any) -> BGRImage:
+    """``array`` checked to be ``(H, W, 3) uint8``; raises :class:`InvalidParameterError`."""
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
+        raise InvalidParameterError("an image array must be a numpy uint8 array")
+    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
+        raise InvalidParameterError(f"an image array must have shape (height, width, 3), got {array.shape}")
+    return array
+
+
+async def _gather_or_cancel(awaitables: Sequence[Awaitable[T]]) -> list[T]:
+    """All results in order; on the first failure the others are cancelled and it is raised."""
+    if len(awaitables) == 1:
+        return [await awaitables[0]]  # no task for the common case of one image
+    tasks = [asyncio.ensure_future(item) for item in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+class DetectionService:
+    """Models of a repository, loaded once, served through dynamic batching.
+
+    Args:
+        repository: the models (the default model is always among them).
+        config: pixel limit, instance override, cores.
+        observer: told about each forward pass (metrics).
+        set_threads: applies OpenCV's thread count (tests inject a recorder).
+        load: builds one predictor from a spec (tests inject slow or failing ones).
+        clock: time source of the batchers.
+    """
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        config: ServiceConfig | None = None,
+        *,
+        observer: ServingObserver | None = None,
+        set_threads: Callable[[int], None] = set_opencv_threads,
+        load: Callable[[ModelSpec], Predictor] = load_model,
+        clock: Clock | None = None,
+    ) -> None:
+        self.repository = repository
+        self.config = config or ServiceConfig()
+        self.governor = ThreadGovernor(self.config.cores, set_threads)
+        self.manager = ModelManager(
+            repository, self.governor, instances=self.config.instances, observer=observer, load=load, clock=clock
+        )
+        self.draining = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._startup: asyncio.Task[None] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self, wait: bool = False) -> None:
+        """Start loading and warming up every model in the background (``wait``: until done)."""
+        self._pool = ThreadPoolExecutor(max_workers=self.config.cores, thread_name_prefix="decode")
+        self._startup = asyncio.get_running_loop().create_task(self.manager.load_all(), name="load-models")
+        if wait:
+            await self._startup
+
+    async def wait_started(self) -> None:
+        """Return once start-up loading has finished."""
+        if self._startup is not None:
+            await asyncio.shield(self._startup)
+
+    def begin_drain(self) -> None:
+        """Refuse new detections from now on (:class:`ShuttingDownError`); running ones finish."""
+        self.draining = True
+
+    async def close(self) -> None:
+        """Stop start-up loading, finish queued work, unload every model, stop the decode threads."""
+        self.draining = True
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+            await asyncio.gather(self._startup, return_exceptions=True)
+        await self.manager.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def readiness(self) -> Readiness:
+        states = {status.name: status.state for status in self.manager.statuses()}
+        if self.draining:
+            return Readiness(False, "shutting down", states)
+        if self._startup is None or not self._startup.done():
+            return Readiness(False, "loading models", states)
+        if ModelState.LOADED not in states.values():
+            return Readiness(False, "no model is loaded", states)
+        return Readiness(True, "ready", states)
+
+    # -- models -----------------------------------------------------------------------------
+
+    @property
+    def default_model(self) -> str:
+        return self.repository.default_name
+
+    def resolve_name(self, model: str | None) -> str:
+        """``model`` or the default model's name; raises :class:`ModelNotFoundError` when unknown."""
+        name = model or self.default_model
+        self.manager.status(name)
+        return name
+
+    def spec(self, model: str | None = None) -> ModelSpec:
+        return self.manager.spec(self.resolve_name(model))
+
+    def labels(self, model: str | None = None) -> Labels:
+        return self.manager.labels(self.resolve_name(model))
+
+    def models(self) -> list[ModelStatus]:
+        return self.manager.statuses()
+
+    def model(self, name: str | None = None) -> ModelStatus:
+        return self.manager.status(self.resolve_name(name))
+
+    async def load(self, name: str) -> ModelStatus:
+        return await self.manager.load(self.resolve_name(name))
+
+    async def unload(self, name: str) -> ModelStatus:
+        return await self.manager.unload(self.resolve_name(name))
+
+    def queue_depths(self) -> dict[str, int]:
+        return {status.name: status.queue_depth for status in self.manager.statuses()}
+
+    # -- detection --------------------------------------------------------------------------
+
+    async def detect(
+        self,
+        model: str | None,
+        images: Sequence[bytes | BGRImage],
+        options: PredictOptions | None = None,
+        *,
+        full_size: bool = False,
+    ) -> list[ImageResult]:
+        """Detections for each image (encoded bytes, or ``(H, W, 3) uint8`` BGR arrays), in order.
+
+        Encoded images decode at reduced size when the model needs fewer pixels, unless
+        ``full_size``; boxes come back in source pixels either way. They decode in the thread pool
+        (overlapping with the batches running), except a lone image for an idle model, which its
+        instance's thread decodes. The images of one call are queued together, so they share
+        forward passes.
+
+        Raises :class:`ModelNotFoundError`, :class:`ModelNotReadyError` (not loaded),
+        :class:`ShuttingDownError`, :class:`InvalidParameterError` (no image, a bad array),
+        :class:`ImageDecodeError`, :class:`ImageTooLargeError` (the message names the image when
+        there are several), :class:`OverloadedError` (queue full) or the model's
+        :class:`InferenceError`.
+        """
+        started = time.perf_counter()
+        if self.draining:
+            raise ShuttingDownError("the server is shutting down and takes no new requests")
+        served = self.manager.served(self.resolve_name(model))
+        if not images:
+            raise InvalidParameterError("no image given")
+        target = None if full_size else served.spec.input
+        options = options or PredictOptions()
+        if len(images) == 1 and isinstance(images[0], bytes) and served.idle():
+            # Nothing to overlap with: decode in the instance's thread and save a thread hand-off.
+            encoded = Encoded(images[0], self.config.max_image_pixels, target)
+            jobs = [Job(encoded, options, time.perf_counter())]
+        else:
+            count = len(images)
+            decoded = await _gather_or_cancel([self._decode(item, target, i, count) for i, item in enumerate(images)])
+            submitted = time.perf_counter()
+            jobs = [Job(image, options, submitted, decode_ms) for image, decode_ms in decoded]
+        outputs = await served.infer(jobs)
+        total_ms = (time.perf_counter() - started) * 1000.0
+        return [self._result(served.spec, output, total_ms) for output in outputs]
+
+    async def detect_arrays(
+        self, model: str | None, arrays: Sequence[BGRImage], options: PredictOptions | None = None
+    ) -> list[ImageResult]:
+        """:meth:`detect` on decoded ``(H, W, 3) uint8`` BGR arrays; boxes in their pixels."""
+        return await self.detect(model, list(arrays), options)
+
+    async def _decode(
+        self, item: bytes | BGRImage, target: InputSpec | None, index: int, count: int
+    ) -> tuple[DecodedImage, float]:
+        """The decoded image (in the thread pool) and the ms it took, hand-off included."""
+        started = time.perf_counter()
+        try:
+            if isinstance(item, bytes | bytearray | memoryview):
+                loop = asyncio.get_running_loop()
+                max_pixels = self.config.max_image_pixels
+                decoded = await loop.run_in_executor(self._pool, decode_for_model, bytes(item), max_pixels, target)
+            else:
+                image = as_image(item)
+                decoded = DecodedImage(image, image.shape[1], image.shape[0])
+        except InputError as exc:
+            if count > 1:
+                raise type(exc)(f"image {index + 1} of {count}: {exc}") from exc
+            raise
+        return decoded, (time.perf_counter() - started) * 1000.0
+
+    @staticmethod
+    def _result(spec: ModelSpec, output: JobResult, total_ms: float) -> ImageResult:
+        decoded = output.image
+        sx, sy = decoded.scale
+        detections = output.detections if (sx, sy) == (1.0, 1.0) else output.detections.scaled(sx, sy)
+        stages = output.timings
+        ms = (output.queue_ms, output.decode_ms, stages.preprocess_ms, stages.inference_ms, stages.postprocess_ms)
+        timings = Timings(*ms, total_ms)
+        size = (decoded.width, decoded.height)
+        return ImageResult(spec.name, spec.version, *size, detections, timings, decoded.image, output.batch_size)

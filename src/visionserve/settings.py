@@ -1,0 +1,219 @@
+"""Server settings: one pydantic-settings object.
+
+Every field can be given four ways, highest priority first:
+
+1. a ``visionserve serve`` flag (``--max-body-bytes 1000000``),
+2. an environment variable with the ``VISIONSERVE_`` prefix (``VISIONSERVE_MAX_BODY_BYTES``),
+3. a YAML config file (``--config FILE`` or ``VISIONSERVE_CONFIG``) with the field names as keys,
+4. the defaults below.
+
+``api_keys`` is comma-separated in the environment and on the command line, a list or a
+comma-separated string in the file; the keys are :class:`~pydantic.SecretStr`, so they never show in
+a ``repr`` or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from visionserve.core.images import DEFAULT_MAX_PIXELS
+from visionserve.errors import ConfigError
+from visionserve.jobs.model import ArtifactBackend
+
+ENV_PREFIX = "VISIONSERVE_"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """Everything ``visionserve serve`` can be told. Build it with :meth:`load`, which turns
+    validation failures into :class:`~visionserve.errors.ConfigError` naming the field."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for every interface).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    models: Path | None = Field(
+        None, description="Model repository folder (one sub-folder with a model.yaml per model)."
+    )
+    config: Path | None = Field(None, description="YAML file with these settings; flags and environment win.")
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), description="Comma-separated API keys; when set, every route but /healthz and /readyz needs one."
+    )
+    max_body_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest request body in bytes (413 beyond, checked while reading)."
+    )
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="Largest image in pixels, width x height (413 beyond)."
+    )
+    instances: int | None = Field(
+        None, ge=1, le=64, description="Instances of every model, overriding model.yaml (default: per model)."
+    )
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="CPU cores that inference may use (default: every core of this process)."
+    )
+    debug: bool = Field(False, description="Put tracebacks of internal errors in responses.")
+    log_level: LogLevel = Field(LogLevel.INFO, description="Log level of visionserve and the HTTP server.")
+    access_log: bool = Field(True, description="Log one line per request.")
+    shutdown_timeout: float = Field(
+        30.0, ge=0, le=3600, description="Seconds that requests in flight get to finish after SIGTERM."
+    )
+    # jobs
+    data_dir: Path = Field(Path("var"), description="Folder of the jobs database (SQLite) and of job artifacts.")
+    database_url: SecretStr | None = Field(
+        None, description="Jobs database, e.g. postgresql://user:pass@host/db (default: SQLite in data_dir)."
+    )
+    broker_url: SecretStr | None = Field(
+        None, description="Celery broker (redis://... or amqp://...): jobs then run on `visionserve worker` processes."
+    )
+    artifact_store: ArtifactBackend = Field(
+        ArtifactBackend.LOCAL, description="Where job inputs, crops and annotated images go: local (files) or database."
+    )
+    jobs_workers: int = Field(1, ge=1, le=64, description="Threads of the embedded job pool (used without a broker).")
+    jobs_queue: str = Field("visionserve", pattern=r"^[\w.-]{1,100}$", description="Broker queue of job items.")
+    jobs_max_images: int = Field(10_000, ge=1, description="Most images in one job.")
+    jobs_max_body_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="Largest POST /v1/jobs body in bytes (images are spooled to disk)."
+    )
+    jobs_max_attempts: int = Field(
+        3, ge=1, le=100, description="Deliveries of one item (worker lost) before the item is failed."
+    )
+    jobs_retention_hours: float = Field(
+        168.0, ge=0, description="Ended jobs and their artifacts are removed after this many hours (0: never)."
+    )
+    jobs_url_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated hosts that jobs may fetch image URLs from (empty: URLs are refused)."
+    )
+    broker_visibility_timeout: int = Field(
+        600,
+        ge=1,
+        description="Redis broker: seconds before a task that a lost worker held is delivered again "
+        "(keep it above the longest item and webhook retry wait).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret that signs job webhooks (HMAC-SHA256); webhooks are refused without it."
+    )
+    webhook_attempts: int = Field(6, ge=1, le=50, description="Tries per webhook, with exponential backoff.")
+    webhook_backoff: float = Field(1.0, ge=0, le=3600, description="Seconds before the first webhook retry.")
+    # protocols
+    upload_dir: Path | None = Field(
+        None, description="Folder of the crops that /upload links to (default: data_dir/uploads)."
+    )
+    upload_max_tasks: int = Field(1000, ge=1, description="Uploads whose crops are kept; older ones are removed.")
+    url_image_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
+    )
+
+    @field_validator("jobs_url_hosts", "url_image_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(host.strip().lower() for host in value.split(",") if host.strip())
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_blank_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(not key.get_secret_value().strip() for key in value):
+            raise ValueError("API keys must not be blank")
+        return value
+
+    @property
+    def cores(self) -> int:
+        """The cores inference may use: ``threads`` or every core available to this process."""
+        return self.threads or available_cores()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, ConfigFileSource(settings_cls)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Settings from ``overrides`` (flags; None values are ignored), the environment and the
+        config file. Raises :class:`ConfigError` naming each wrong field."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from None
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from the YAML file named by ``config`` (as set by a flag or the environment).
+
+    Raises :class:`ConfigError` when the file cannot be read, is not a mapping, or has keys that are
+    not settings.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self.current_state.get("config")
+        if path is None:
+            return {}
+        return read_config_file(Path(path), set(self.settings_cls.model_fields))
+
+
+def read_config_file(path: Path, known: set[str]) -> dict[str, Any]:
+    """The settings mapping in the YAML file ``path``; keys may use ``-`` or ``_``."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of setting names to values")
+    values = {str(key).replace("-", "_"): value for key, value in data.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    values.pop("config", None)
+    return values

@@ -1,0 +1,329 @@
+"""The dynamic batcher, driven by a fake clock: no HTTP, no sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+import pytest
+
+from visionserve.batching import Batcher, BatchPolicy
+from visionserve.errors import (
+    ConfigError,
+    InferenceError,
+    InvalidParameterError,
+    ModelNotReadyError,
+    OverloadedError,
+)
+from visionserve.models.spec import BatchingSpec
+
+T = TypeVar("T")
+
+
+class FakeClock:
+    """Time that moves only when the test calls :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self.time = 100.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.time + seconds, future))
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        self.time += seconds
+        for deadline, future in list(self._sleepers):
+            if deadline <= self.time and not future.done():
+                future.set_result(None)
+        await settle()
+
+
+async def settle() -> None:
+    """Let every task that can run, run."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    """A batch function that records each batch and answers ``item * 10``; it can be held back
+    (``gate``) to keep a slot busy, or told to fail or to return one result too few."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate: asyncio.Event | None = None
+        self.running = 0
+        self.max_running = 0
+        self.error: Exception | None = None
+        self.short = False
+
+    async def __call__(self, items: list[int]) -> Sequence[int]:
+        self.batches.append(list(items))
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.error is not None:
+                raise self.error
+            results = [item * 10 for item in items]
+            return results[:-1] if self.short else results
+        finally:
+            self.running -= 1
+
+
+def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(test())
+
+
+def make(
+    recorder: Recorder, clock: FakeClock, size: int = 4, delay: float = 0.010, queue: int = 16, capacity: int = 1
+) -> Batcher[int, int]:
+    batcher: Batcher[int, int] = Batcher(BatchPolicy(size, delay, queue), recorder, clock=clock, capacity=capacity)
+    batcher.start()
+    return batcher
+
+
+async def occupy(batcher: Batcher[int, int], recorder: Recorder, item: int = -1) -> asyncio.Future[int]:
+    """Send one item that holds the only slot until ``recorder.gate`` is set."""
+    recorder.gate = asyncio.Event()
+    future = batcher.submit(item)
+    await settle()
+    return future
+
+
+async def release(recorder: Recorder) -> None:
+    assert recorder.gate is not None
+    recorder.gate.set()
+    recorder.gate = None
+    await settle()
+
+
+def test_a_lone_item_leaves_at_once_without_waiting_for_company() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, delay=5.0)
+        future = batcher.submit(7)
+        await settle()
+        assert recorder.batches == [[7]]
+        assert await future == 70
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_full_batch_leaves_at_once() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=3, delay=5.0)
+        blocker = await occupy(batcher, recorder)
+        futures = [batcher.submit(i) for i in (1, 2, 3)]
+        await release(recorder)
+        assert recorder.batches == [[-1], [1, 2, 3]]
+        assert [await f for f in futures] == [10, 20, 30]
+        assert await blocker == -10
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_partial_batch_leaves_after_the_queue_delay_of_its_oldest_item() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=4, delay=0.010)
+        await occupy(batcher, recorder)
+        first = batcher.submit(1)
+        await clock.advance(0.004)
+        second = batcher.submit(2)
+        await release(recorder)
+        assert recorder.batches == [[-1]]  # a slot is free, but the oldest item waits for company
+        await clock.advance(0.005)
+        assert recorder.batches == [[-1]]
+        await clock.advance(0.002)  # 11 ms after the first item was queued
+        assert recorder.batches == [[-1], [1, 2]]
+        assert (await first, await second) == (10, 20)
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_time_spent_waiting_for_a_slot_counts_towards_the_delay() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=4, delay=0.010)
+        await occupy(batcher, recorder)
+        future = batcher.submit(1)
+        await clock.advance(0.050)
+        await release(recorder)
+        assert recorder.batches == [[-1], [1]]
+        assert await future == 10
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_items_submitted_together_share_a_batch_and_get_their_own_results() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=3, delay=5.0)
+        futures = batcher.submit_many([4, 5, 6, 7, 8])
+        await settle()
+        assert recorder.batches[0] == [4, 5, 6]
+        await clock.advance(5.0)
+        assert recorder.batches == [[4, 5, 6], [7, 8]]
+        assert [await f for f in futures] == [40, 50, 60, 70, 80]
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_no_more_batches_run_at_once_than_the_capacity() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=1, capacity=2)
+        recorder.gate = asyncio.Event()
+        futures = [batcher.submit(i) for i in range(5)]
+        await settle()
+        assert recorder.running == 2
+        assert batcher.in_flight == 2
+        assert batcher.depth == 3
+        await release(recorder)
+        assert [await f for f in futures] == [0, 10, 20, 30, 40]
+        assert recorder.max_running == 2
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_failing_batch_fails_every_caller_of_that_batch_only() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=2, delay=5.0)
+        blocker = await occupy(batcher, recorder)
+        doomed = [batcher.submit(1), batcher.submit(2)]
+        recorder.error = InferenceError("the runtime broke")
+        await release(recorder)
+        assert recorder.batches == [[-1], [1, 2]]
+        for future in [blocker, *doomed]:
+            with pytest.raises(InferenceError, match="the runtime broke"):
+                await future
+        recorder.error = None
+        assert await batcher.submit(3) == 30
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_wrong_number_of_results_fails_every_caller_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=2, delay=5.0)
+        recorder.short = True
+        futures = batcher.submit_many([1, 2])
+        await settle()
+        for future in futures:
+            with pytest.raises(InferenceError, match="returned 1 results for 2 items"):
+                await future
+        await batcher.close()
+
+    with caplog.at_level(logging.ERROR, logger="visionserve.batching.batcher"):
+        run(scenario)
+    assert any("1 results for 2 items" in record.getMessage() for record in caplog.records)
+
+
+def test_a_full_queue_refuses_with_a_retry_hint() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=1, queue=2)
+        await occupy(batcher, recorder)
+        queued = [batcher.submit(1), batcher.submit(2)]
+        with pytest.raises(OverloadedError) as refused:
+            batcher.submit(3)
+        assert refused.value.retry_after >= 1.0
+        with pytest.raises(InvalidParameterError, match="exceed the queue size"):
+            batcher.submit_many([1, 2, 3])
+        await release(recorder)
+        assert [await f for f in queued] == [10, 20]
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_close_runs_the_queued_items_without_waiting_then_refuses_new_ones() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=4, delay=60.0)
+        await occupy(batcher, recorder)
+        queued = [batcher.submit(1), batcher.submit(2)]
+        closing = asyncio.ensure_future(batcher.close())
+        await settle()
+        with pytest.raises(ModelNotReadyError, match="not accepting"):
+            batcher.submit(3)
+        assert not closing.done()  # the running batch is still held
+        await release(recorder)
+        await closing
+        assert recorder.batches == [[-1], [1, 2]]
+        assert [f.result() for f in queued] == [10, 20]
+
+    run(scenario)
+
+
+def test_a_cancelled_caller_is_left_out_of_the_batch() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=4, delay=5.0)
+        await occupy(batcher, recorder)
+        gone, kept = batcher.submit(1), batcher.submit(2)
+        gone.cancel()
+        assert batcher.depth == 1
+        await release(recorder)
+        await clock.advance(5.0)
+        assert recorder.batches == [[-1], [2]]
+        assert await kept == 20
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_batcher_that_was_not_started_refuses_items() -> None:
+    async def scenario() -> None:
+        batcher: Batcher[int, int] = Batcher(BatchPolicy(), Recorder())
+        with pytest.raises(ModelNotReadyError):
+            batcher.submit(1)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("size", "delay", "queue", "message"),
+    [(0, 0.001, 1, "max_batch_size"), (1, -1.0, 1, "max_queue_delay"), (1, 0.001, 0, "queue_size")],
+)
+def test_policy_rejects_values_out_of_range(size: int, delay: float, queue: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BatchPolicy(size, delay, queue)
+
+
+def test_policy_from_a_model_spec_converts_milliseconds() -> None:
+    policy = BatchPolicy.from_spec(BatchingSpec(max_batch_size=6, max_queue_delay_ms=25.0, queue_size=9))
+    assert policy == BatchPolicy(6, 0.025, 9)
+
+
+def test_real_clock_partial_batch() -> None:
+    """With the default clock a partial batch still leaves (after a short real delay)."""
+
+    async def scenario() -> list[list[int]]:
+        recorder = Recorder()
+        batcher: Batcher[int, int] = Batcher(BatchPolicy(4, 0.002, 8), recorder)
+        batcher.start()
+        futures: list[Awaitable[int]] = [batcher.submit(i) for i in (1, 2)]
+        assert [await f for f in futures] == [10, 20]
+        await batcher.close()
+        return recorder.batches
+
+    assert run(scenario) == [[1, 2]]

@@ -1,0 +1,184 @@
+"""The HTTP-free detection service, with predictors injected through its ``load`` seam."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+import pytest
+
+from visionserve.core.detections import Detections
+from visionserve.errors import ImageDecodeError, InvalidParameterError, ModelLoadError, ModelNotReadyError
+from visionserve.models.labels import Labels
+from visionserve.models.repository import ModelRepository
+from visionserve.models.spec import ModelSpec
+from visionserve.pipeline import BatchResult, PredictOptions, Predictor, StageTimings
+from visionserve.serving import DetectionService, ModelState, ServiceConfig
+from visionserve.types import BGRImage
+
+T = TypeVar("T")
+
+
+class WholeImage:
+    """A predictor that finds one box covering each image it is given, and records their shapes."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self._spec = spec
+        self.shapes: list[tuple[int, ...]] = []
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    @property
+    def labels(self) -> Labels:
+        return Labels.from_list(["thing"])
+
+    def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+        self.shapes.extend(image.shape for image in images)
+        found = [
+            Detections(np.array([[0, 0, i.shape[1], i.shape[0]]], np.float32), np.array([0.9]), np.array([0]))
+            for i in images
+        ]
+        return BatchResult(found, StageTimings(inference_ms=1.0))
+
+    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
+        return self.infer(images, options).detections
+
+    def close(self) -> None:
+        pass
+
+
+def network_spec(name: str, **extra: Any) -> ModelSpec:
+    """A network spec (300x300 stretched input); its files are never opened (``load`` is faked)."""
+    return ModelSpec.model_validate(
+        {
+            "name": name,
+            "backend": "onnxruntime",
+            "files": {"model": "absent.onnx"},
+            "input": {"width": 300, "height": 300, "resize": "stretch"},
+            "decoder": {"layout": "yolov8"},
+            "labels": ["thing"],
+            **extra,
+        }
+    )
+
+
+def service_with(*specs: ModelSpec, fail: str | None = None) -> tuple[DetectionService, list[WholeImage]]:
+    loaded: list[WholeImage] = []
+
+    def load(spec: ModelSpec) -> Predictor:
+        if spec.name == fail:
+            raise ModelLoadError(f"model file of {spec.name} is missing")
+        predictor = WholeImage(spec)
+        loaded.append(predictor)
+        return predictor
+
+    repository = ModelRepository(None, {spec.name: spec for spec in specs}, {}, default_name=specs[0].name)
+    return DetectionService(repository, ServiceConfig(cores=2), set_threads=lambda n: None, load=load), loaded
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(scenario())
+
+
+def jpeg(width: int, height: int) -> bytes:
+    image = np.zeros((height, width, 3), np.uint8)
+    cv2.circle(image, (width // 2, height // 2), min(width, height) // 3, (0, 200, 255), -1)
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return buf.tobytes()
+
+
+def test_big_jpeg_is_decoded_at_reduced_size_and_boxes_come_back_in_source_pixels() -> None:
+    async def scenario() -> None:
+        service, loaded = service_with(network_spec("net", instances=1))
+        await service.start(wait=True)
+        (result,) = await service.detect(None, [jpeg(2400, 1800)])
+        assert loaded[0].shapes[-1] == (450, 600, 3)  # 1/4 scale keeps at least 300x300
+        assert (result.width, result.height) == (2400, 1800)
+        assert result.detections.xyxy.tolist() == [[0.0, 0.0, 2400.0, 1800.0]]
+        (full,) = await service.detect(None, [jpeg(2400, 1800)], full_size=True)
+        assert full.image.shape == (1800, 2400, 3)
+        await service.close()
+
+    run(scenario)
+
+
+def test_arrays_and_bytes_mixed_in_one_call_keep_their_order() -> None:
+    async def scenario() -> None:
+        service, _ = service_with(network_spec("net", instances=1))
+        await service.start(wait=True)
+        array = np.zeros((50, 70, 3), np.uint8)
+        results = await service.detect("net", [jpeg(320, 320), array, jpeg(310, 330)])
+        assert [(r.width, r.height) for r in results] == [(320, 320), (70, 50), (310, 330)]
+        assert {r.batch_size for r in results} == {3}  # queued together, one pass
+        (only,) = await service.detect_arrays("net", [array])
+        assert only.detections.xyxy.tolist() == [[0.0, 0.0, 70.0, 50.0]]
+        with pytest.raises(InvalidParameterError, match="shape"):
+            await service.detect_arrays("net", [np.zeros((5, 5), np.uint8)])
+        await service.close()
+
+    run(scenario)
+
+
+def test_undecodable_bytes_fail_only_their_own_call() -> None:
+    async def scenario() -> None:
+        service, _ = service_with(network_spec("net", instances=1))
+        await service.start(wait=True)
+        with pytest.raises(ImageDecodeError):
+            await service.detect(None, [b"not an image"])  # a lone image on an idle model
+        with pytest.raises(ImageDecodeError, match="image 2 of 2"):
+            await service.detect(None, [jpeg(300, 300), b"not an image"])
+        good, bad = (service.detect(None, [jpeg(300, 300)]), service.detect(None, [b"junk"]))
+        outcomes = await asyncio.gather(good, bad, return_exceptions=True)
+        assert isinstance(outcomes[1], ImageDecodeError)
+        assert not isinstance(outcomes[0], BaseException) and outcomes[0][0].width == 300
+        await service.close()
+
+    run(scenario)
+
+
+def test_unload_load_and_readiness() -> None:
+    async def scenario() -> None:
+        service, _ = service_with(network_spec("net", instances=1), network_spec("other", instances=1))
+        assert not service.readiness().ready
+        await service.start(wait=True)
+        assert service.readiness().ready
+        await service.unload("net")
+        assert service.model("net").state is ModelState.UNLOADED
+        with pytest.raises(ModelNotReadyError, match="unloaded"):
+            await service.detect("net", [jpeg(300, 300)])
+        assert service.readiness().ready  # "other" still serves
+        await service.load("net")
+        assert (await service.detect("net", [jpeg(300, 300)]))[0].model == "net"
+        service.begin_drain()
+        assert service.readiness().reason == "shutting down"
+        await service.close()
+
+    run(scenario)
+
+
+def test_a_model_that_fails_to_load_is_failed_and_the_others_serve() -> None:
+    async def scenario() -> None:
+        service, _ = service_with(network_spec("good", instances=1), network_spec("bad"), fail="bad")
+        await service.start(wait=True)
+        assert service.model("bad").state is ModelState.FAILED
+        assert "missing" in (service.model("bad").error or "")
+        assert service.readiness().ready
+        with pytest.raises(ModelNotReadyError, match="failed"):
+            await service.detect("bad", [jpeg(300, 300)])
+        await service.close()
+
+    run(scenario)
+
+
+def test_instances_default_to_one_per_core_for_opencv_models_only() -> None:
+    opencv = network_spec("cv", backend="opencv_dnn")
+    onnx = network_spec("ort")
+    pinned = network_spec("pinned", instances=3, backend="opencv_dnn")
+    service, _ = service_with(opencv, onnx, pinned)
+    assert {s.name: s.instances for s in service.models()} == {"cv": 2, "ort": 1, "pinned": 3}
