@@ -13,8 +13,11 @@ import cv2
 from tqdm import tqdm
 
 from visionserve.cli.common import models_dir_option, open_repository, reports_errors
+from visionserve.cli.remote import RemoteOptions, run_remote
+from visionserve.client import Client
 from visionserve.core.images import load_image
 from visionserve.errors import VisionServeError
+from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
 from visionserve.pipeline import PredictOptions, Predictor, resolve_classes
 from visionserve.render.annotators import crops, default_annotators, render
@@ -54,14 +57,14 @@ def _run(model: Predictor, paths: list[Path], options: PredictOptions) -> Iterat
         yield path, result, (decoded.image, found)
 
 
-def _save(out: Path, path: Path, model: Predictor, image_and_found: Any, with_crops: bool) -> None:
+def _save(out: Path, path: Path, labels: Labels, image_and_found: Any, with_crops: bool) -> None:
     image, found = image_and_found
     out.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out / f"{path.stem}.jpg"), render(image, found, default_annotators(model.labels)))
+    cv2.imwrite(str(out / f"{path.stem}.jpg"), render(image, found, default_annotators(labels)))
     if with_crops:
         ordered = found.sorted_by_confidence()
         for index, (crop, class_id) in enumerate(zip(crops(image, ordered), ordered.class_id, strict=True)):
-            label = model.labels.name(int(class_id)).replace(" ", "_")
+            label = labels.name(int(class_id)).replace(" ", "_")
             cv2.imwrite(str(out / f"{path.stem}_{index:03d}_{label}.jpg"), crop)
 
 
@@ -90,6 +93,8 @@ def _print_table(result: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout (nothing else).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write annotated images here.")
 @click.option("--crops", "with_crops", is_flag=True, help="With --out: also write one crop per detection.")
+@click.option("--url", envvar="VISIONSERVE_URL", show_envvar=True, help="Detect on this running server instead.")
+@click.option("--api-key", envvar="VISIONSERVE_API_KEY", show_envvar=True, help="With --url: the server's API key.")
 @reports_errors
 def detect(
     paths: tuple[Path, ...],
@@ -102,11 +107,19 @@ def detect(
     as_json: bool,
     out: Path | None,
     with_crops: bool,
+    url: str | None,
+    api_key: str | None,
 ) -> None:
     """Detect objects in images (files or folders) with the default model or --model."""
     if with_crops and out is None:
         raise click.UsageError("--crops needs --out DIR")
     files = expand_paths(paths)
+    if url is not None:
+        names = classes.split(",") if classes else None
+        _detect_remote(
+            url, api_key, files, RemoteOptions(model_name, conf, iou, names, max_det), as_json, out, with_crops
+        )
+        return
     spec = open_repository(models_dir).resolve(model_name)
     model = load_model(spec)
     class_ids = resolve_classes(classes.split(","), model.labels) if classes else None
@@ -115,11 +128,39 @@ def detect(
     for path, result, image_and_found in _run(model, files, options):
         results.append(result)
         if out is not None and image_and_found is not None:
-            _save(out, path, model, image_and_found, with_crops)
+            _save(out, path, model.labels, image_and_found, with_crops)
         if not as_json:
             _print_table(result)
     model.close()
     if as_json:
         click.echo(json.dumps({"model": spec.name, "version": spec.version, "results": results}, indent=2))
+    if any("error" in r for r in results):
+        sys.exit(1)
+
+
+def _detect_remote(
+    url: str,
+    api_key: str | None,
+    files: list[Path],
+    options: RemoteOptions,
+    as_json: bool,
+    out: Path | None,
+    with_crops: bool,
+) -> None:
+    """``detect`` through the server at ``url``: same table, JSON and files as offline."""
+    results: list[dict[str, Any]] = []
+    head: dict[str, Any] = {"model": options.model, "version": None}
+    with Client(url, api_key) as client:
+        for path, result, drawing, remote in run_remote(client, files, options, keep_images=out is not None):
+            results.append(result)
+            if remote is not None:
+                head = {"model": remote.model, "version": remote.version}
+            if out is not None and drawing is not None:
+                image, found, labels = drawing
+                _save(out, path, labels, (image, found), with_crops)
+            if not as_json:
+                _print_table(result)
+    if as_json:
+        click.echo(json.dumps({**head, "results": results}, indent=2))
     if any("error" in r for r in results):
         sys.exit(1)

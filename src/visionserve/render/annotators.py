@@ -94,7 +94,7 @@ def crops(frame: BGRImage, detections: Detections) -> list[BGRImage]:
     height, width = frame.shape[:2]
     result = []
     for x1, y1, x2, y2 in detections.xyxy:
-        left, top = min(int(x1), width - 1), min(int(y1), height - 1)
+        left, top = min(max(int(x1), 0), width - 1), min(max(int(y1), 0), height - 1)
         right, bottom = max(left + 1, min(round(float(x2)), width)), max(top + 1, min(round(float(y2)), height))
         result.append(frame[top:bottom, left:right].copy())
     return result

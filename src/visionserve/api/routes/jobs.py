@@ -1,0 +1,183 @@
+"""``/v1/jobs``: asynchronous jobs over many images, their results and artifacts.
+
+``POST /v1/jobs`` takes repeated multipart file fields ``image`` and/or repeated ``url`` fields (or a
+JSON body ``{"urls": [...], ...}``) with the options ``model``, ``conf``, ``iou``, ``classes``,
+``max_det``, ``crops``, ``annotate``, ``webhook_url`` (form fields, JSON keys or query parameters),
+stores everything and answers 202 with the queued job at once. The routes only parse and render:
+the :class:`~visionserve.jobs.service.JobService` in ``app.state.jobs`` does the work, in a thread
+(it blocks on the database).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from visionserve.api.wire.common import describe_validation_error
+from visionserve.core.images import check_content_type
+from visionserve.errors import InvalidParameterError, ShuttingDownError
+from visionserve.jobs.model import JobInput, JobOptions, JobQuery, JobState, NewJob
+from visionserve.jobs.results import errors_json, item_json, job_summary
+from visionserve.jobs.service import JobService
+
+router = APIRouter(tags=["jobs"])
+
+IMAGE_FIELD = "image"
+URL_FIELD = "url"
+JPEG = "image/jpeg"
+_SOURCE_CHARS = 255
+
+
+def get_jobs(request: Request) -> JobService:
+    """The app's job service; :class:`ShuttingDownError` outside the lifespan."""
+    jobs: JobService | None = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ShuttingDownError("the job service is not running")
+    return jobs
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+
+
+class JobParams(BaseModel):
+    """The options of ``POST /v1/jobs``; ``classes`` are label names or ids, comma-separated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    conf: float | None = Field(None, ge=0, le=1)
+    iou: float | None = Field(None, ge=0, le=1)
+    classes: str | None = None
+    max_det: int | None = Field(None, ge=1, le=10_000)
+    crops: bool = False
+    annotate: bool = False
+    webhook_url: str | None = Field(None, max_length=2000)
+    urls: list[str] = Field(default_factory=list)
+
+
+def parse_params(values: Mapping[str, Any]) -> JobParams:
+    """Validate ``values`` (name -> value; blank strings count as absent). Raises
+    :class:`InvalidParameterError` naming the field."""
+    cleaned = {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+    try:
+        return JobParams.model_validate(cleaned)
+    except ValidationError as exc:
+        raise InvalidParameterError(describe_validation_error(exc)) from None
+
+
+def _new_job(params: JobParams, uploads: Sequence[JobInput]) -> tuple[NewJob, list[str] | None]:
+    options = JobOptions(params.conf, params.iou, None, params.max_det, params.crops, params.annotate)
+    inputs = [*uploads, *(JobInput(url[:_SOURCE_CHARS], url=url) for url in params.urls)]
+    classes = [c for c in params.classes.split(",") if c.strip()] if params.classes else None
+    return NewJob(params.model, inputs, options, params.webhook_url), classes
+
+
+def _upload(index: int, value: UploadFile) -> JobInput:
+    check_content_type(value.content_type)
+    name = (value.filename or f"image-{index}")[:_SOURCE_CHARS]
+    return JobInput(name, read=value.file.read, size=value.size)
+
+
+def _accepted(job_summary_json: dict[str, Any]) -> JSONResponse:
+    location = f"/v1/jobs/{job_summary_json['id']}"
+    return JSONResponse(job_summary_json, status_code=202, headers={"Location": location})
+
+
+@router.post("/v1/jobs", status_code=202, summary="Submit a job over many images")
+async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
+    query: dict[str, Any] = {k: v for k, v in request.query_params.items()}
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidParameterError(f"invalid JSON body: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidParameterError("the JSON body must be an object")
+        new, classes = _new_job(parse_params({**query, **body}), [])
+        job = await run_in_threadpool(jobs.submit, new, classes)
+        return _accepted(job_summary(job))
+    if media not in {"multipart/form-data", "application/x-www-form-urlencoded"}:
+        raise InvalidParameterError("send images as multipart/form-data fields 'image', or JSON {\"urls\": [...]}")
+    limit = jobs.limits.max_images
+    async with request.form(max_files=limit, max_fields=limit + 32) as form:
+        uploads: list[JobInput] = []
+        fields: dict[str, Any] = dict(query)
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != IMAGE_FIELD:
+                    raise InvalidParameterError(f"unexpected file field {name!r}: send images as {IMAGE_FIELD!r}")
+                uploads.append(_upload(len(uploads), value))
+            elif name == URL_FIELD:
+                fields.setdefault("urls", []).append(value)
+            else:
+                fields[name] = value
+        new, classes = _new_job(parse_params(fields), uploads)
+        job = await run_in_threadpool(jobs.submit, new, classes)
+    return _accepted(job_summary(job))
+
+
+@router.get("/v1/jobs", summary="List jobs, newest first")
+def list_jobs(
+    jobs: JobsDep,
+    state: JobState | None = None,
+    model: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    page = jobs.list_jobs(JobQuery(state, model, limit, offset))
+    return {"jobs": [job_summary(job) for job in page.jobs], "total": page.total, "limit": limit, "offset": offset}
+
+
+@router.get("/v1/jobs/{job_id}", summary="State, progress, errors, and results once the job has ended")
+def get_job(
+    job_id: str,
+    jobs: JobsDep,
+    items_offset: Annotated[int, Query(ge=0)] = 0,
+    items_limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    job = jobs.get(job_id)
+    document = job_summary(job)
+    document["errors"] = errors_json(jobs.errors(job_id))
+    if job.state.terminal:
+        items = jobs.items(job_id, items_offset, items_limit)
+        found = jobs.detections(job_id, [item.index for item in items])
+        document["results"] = [item_json(item, found.get(item.index, [])) for item in items]
+        document["results_page"] = {"offset": items_offset, "limit": items_limit, "total": job.progress.total}
+    return document
+
+
+@router.delete("/v1/jobs/{job_id}", summary="Cancel a job (409 if it has already ended)")
+def cancel_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+    return job_summary(jobs.cancel(job_id))
+
+
+@router.get("/v1/jobs/{job_id}/results", summary="Every result in one JSON document (format=json or coco)")
+def results(job_id: str, jobs: JobsDep, format: Annotated[str, Query(pattern="^(json|coco)$")] = "json") -> Response:
+    document = jobs.coco(job_id) if format == "coco" else jobs.results(job_id)
+    suffix = "-coco" if format == "coco" else ""
+    headers = {"Content-Disposition": f'attachment; filename="job-{job_id}{suffix}.json"'}
+    return JSONResponse(document, headers=headers)
+
+
+@router.get("/v1/jobs/{job_id}/items/{index}", summary="One item with its detections")
+def get_item(job_id: str, index: int, jobs: JobsDep) -> dict[str, Any]:
+    item, found = jobs.item(job_id, index)
+    return item_json(item, found)
+
+
+@router.get("/v1/jobs/{job_id}/items/{index}/crops/{k}", summary="Crop k of an item (highest score first)")
+def get_crop(job_id: str, index: int, k: int, jobs: JobsDep) -> Response:
+    return Response(jobs.crop(job_id, index, k), media_type=JPEG)
+
+
+@router.get("/v1/jobs/{job_id}/items/{index}/annotated", summary="The annotated copy of an item")
+def get_annotated(job_id: str, index: int, jobs: JobsDep) -> Response:
+    return Response(jobs.annotated(job_id, index), media_type=JPEG)

@@ -1,0 +1,103 @@
+"""What the protocol routers (DeepStack, KServe v2, TF Serving, Roboflow, upload) share.
+
+Each protocol answers errors in its own body shape. :func:`protocol_route` builds an ``APIRoute``
+class that catches every error of a route and lets the protocol render it, with the status of the
+one table in :mod:`visionserve.api.errors`; 5xx answers get an error id that the log line carries.
+Protocols whose clients send the API key in the body or query (DeepStack, Roboflow) check it here
+with :func:`check_key` instead of in the API-key middleware.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from visionserve.api.auth import key_matches, presented_key
+from visionserve.api.errors import status_of
+from visionserve.errors import AuthenticationError, OverloadedError, ShuttingDownError, VisionServeError
+from visionserve.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Path prefixes whose routes check API keys themselves (their clients send keys in forms and bodies).
+SELF_AUTHENTICATING_PREFIXES = ("/v1/vision/", "/infer/", "/model/")
+
+
+@dataclass(frozen=True)
+class ProtocolError:
+    """An error as a protocol renders it: status, message, headers, and a traceback in debug mode."""
+
+    status: int
+    message: str
+    headers: dict[str, str]
+    traceback: str | None = None
+
+
+ErrorRenderer = Callable[[ProtocolError], Response]
+
+
+def describe_error(exc: Exception, request: Request, debug: bool) -> ProtocolError:
+    """The status and message of ``exc`` (the table's status for our errors, 422 for invalid path or
+    query parameters, the HTTP status for Starlette's, 500 otherwise); 5xx are logged with an
+    error id that the message names."""
+    if isinstance(exc, RequestValidationError):
+        problems = "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in exc.errors())
+        return ProtocolError(422, f"invalid request: {problems}", {})
+    if isinstance(exc, StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return ProtocolError(exc.status_code, message, dict(exc.headers or {}))
+    status = int(status_of(exc)[0]) if isinstance(exc, VisionServeError) else 500
+    headers: dict[str, str] = {}
+    if isinstance(exc, OverloadedError):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    elif isinstance(exc, ShuttingDownError):
+        headers["Retry-After"] = "1"
+    if status < 500:
+        return ProtocolError(status, str(exc), headers)
+    error_id = uuid.uuid4().hex[:16]
+    logger.error("internal error %s on %s %s: %s", error_id, request.method, request.url.path, exc, exc_info=exc)
+    detail = str(exc) if isinstance(exc, VisionServeError) else "internal error"
+    trace = "".join(traceback.format_exception(exc)) if debug else None
+    return ProtocolError(status, f"{detail} (error id {error_id})", headers, trace)
+
+
+def protocol_route(render: ErrorRenderer) -> type[APIRoute]:
+    """An ``APIRoute`` class whose routes answer every error with ``render``."""
+
+    class ProtocolRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def run(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as exc:  # noqa: BLE001 - every failure answers in the protocol's shape
+                    settings: Settings = request.app.state.settings
+                    return render(describe_error(exc, request, settings.debug))
+
+            return run
+
+    return ProtocolRoute
+
+
+def check_key(request: Request, *candidates: str | None) -> None:
+    """Raise :class:`AuthenticationError` when the server has API keys and neither the request's
+    headers (``Authorization: Bearer``, ``X-API-Key``) nor any of ``candidates`` holds one."""
+    settings: Settings = request.app.state.settings
+    if not settings.api_keys:
+        return
+    offered: Sequence[str | None] = (presented_key(request.headers), *candidates)
+    if any(key and key_matches(key, settings.api_keys) for key in offered):
+        return
+    raise AuthenticationError("Incorrect api key" if any(offered) else "missing API key")

@@ -1,0 +1,62 @@
+"""TensorFlow Serving REST routes: model status of a version, metadata, and ``:predict``.
+
+``GET /v1/models/{name}`` itself is the native model route, whose document carries TF Serving's
+``model_version_status`` beside visionserve's fields (see
+:func:`visionserve.api.wire.native.model_document`). Versions are integers here (a model's version
+when it is a number, else 1). Errors are ``{"error": "..."}``; bad requests are 400 as in TF Serving.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from visionserve.api.deps import ServiceDep
+from visionserve.api.metrics import tag_model
+from visionserve.api.routes.protocol_support import ProtocolError, protocol_route
+from visionserve.api.wire import tfserving as tf
+from visionserve.errors import ModelNotFoundError
+from visionserve.serving.service import DetectionService
+
+
+def _error(error: ProtocolError) -> Response:
+    status = 400 if error.status == 422 else error.status
+    return JSONResponse(tf.render_error(error.message), status_code=status, headers=error.headers)
+
+
+router = APIRouter(prefix="/v1/models", tags=["tensorflow-serving"], route_class=protocol_route(_error))
+
+
+def _version(service: DetectionService, name: str, version: int | None, request: Request) -> int:
+    """The TF version of model ``name``; :class:`ModelNotFoundError` when ``version`` differs."""
+    tag_model(request, name)
+    current = tf.tf_version(service.spec(name).version)
+    if version is not None and version != current:
+        raise ModelNotFoundError(f"Servable not found for request: Specific({name}, {version})")
+    return current
+
+
+@router.get("/{name}/versions/{version}", summary="TF Serving: status of a model version")
+async def version_status(name: str, version: int, request: Request, service: ServiceDep) -> Response:
+    _version(service, name, version, request)
+    status = service.model(name)
+    spec_version = status.spec.version if status.spec else None
+    return JSONResponse(
+        {"model_version_status": tf.model_version_status(status.state.value, spec_version, status.error)}
+    )
+
+
+@router.get("/{name}/metadata", summary="TF Serving: signature of a model")
+@router.get("/{name}/versions/{version}/metadata", summary="TF Serving: signature of a model version")
+async def metadata(name: str, request: Request, service: ServiceDep, version: int | None = None) -> Response:
+    return JSONResponse(tf.render_metadata(name, _version(service, name, version, request)))
+
+
+@router.post("/{name}:predict", summary="TF Serving: predict (row or columnar format)")
+@router.post("/{name}/versions/{version}:predict", summary="TF Serving: predict with a model version")
+async def predict(name: str, request: Request, service: ServiceDep, version: int | None = None) -> Response:
+    _version(service, name, version, request)
+    parsed = tf.parse_predict_request(await request.body())
+    results = await service.detect(name, parsed.images)
+    found = [(result.detections, result.width, result.height) for result in results]
+    return JSONResponse(tf.render_predict_response(found, service.labels(name), parsed.format))

@@ -1,0 +1,201 @@
+"""The DeepStack / CodeProject.AI object-detection wire format.
+
+Requests are multipart forms: an ``image`` file, ``min_confidence`` (default 0.4) and ``api_key``.
+Answers follow DeepStack's Go server (``{"success", "predictions", "duration"}`` with integer pixel
+boxes) plus the fields that CodeProject.AI Server adds (``message``, ``count``, ``processMs``,
+``inferenceMs``, ``moduleId``, ...), so that clients of either find what they read. Predictions are
+sorted by confidence, highest first, because some consumers (Frigate's DeepStack detector, for one)
+stop reading at the first prediction under their own threshold. Errors are
+``{"success": false, "error": "..."}`` with the HTTP status in ``code`` as well.
+
+Pure functions and pydantic schemas only: no HTTP framework here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from email.utils import formatdate
+from enum import StrEnum
+
+import numpy as np
+from pydantic import BaseModel
+
+from visionserve.core.detections import Detections
+from visionserve.errors import InvalidParameterError
+from visionserve.models.labels import Labels
+
+#: DeepStack's default ``min_confidence`` when the form field is absent or empty.
+DEFAULT_MIN_CONFIDENCE = 0.4
+#: How many labels CodeProject.AI names in ``message`` before it writes "...".
+_MESSAGE_LABELS = 3
+
+
+class DeepStackCommand(StrEnum):
+    """The CodeProject.AI command that a route answers (echoed in ``command``)."""
+
+    DETECT = "detect"
+    CUSTOM = "custom"
+    LIST_CUSTOM = "list-custom"
+
+
+class DeepStackPrediction(BaseModel):
+    """One detection: label, confidence in [0, 1] and the box in integer source-image pixels."""
+
+    confidence: float
+    label: str
+    x_min: int
+    y_min: int
+    x_max: int
+    y_max: int
+
+
+class DeepStackDetectionResponse(BaseModel):
+    """A successful detection answer: DeepStack's fields, then CodeProject.AI's."""
+
+    success: bool = True
+    message: str
+    count: int
+    predictions: list[DeepStackPrediction]
+    duration: float
+    processMs: int
+    inferenceMs: int
+    analysisRoundTripMs: int
+    moduleId: str
+    moduleName: str
+    command: DeepStackCommand
+    executionProvider: str
+    canUseGPU: bool
+    inferenceDevice: str
+    processedBy: str
+    timestampUTC: str
+    code: int = 200
+
+
+class DeepStackModelList(BaseModel):
+    """The answer of ``/v1/vision/custom/list``: the model names usable as ``custom/{name}``."""
+
+    success: bool = True
+    models: list[str]
+    moduleId: str
+    command: DeepStackCommand = DeepStackCommand.LIST_CUSTOM
+    code: int = 200
+
+
+class DeepStackError(BaseModel):
+    """An error answer, as DeepStack's ``ErrorResponse`` (plus CodeProject.AI's ``code``)."""
+
+    success: bool = False
+    error: str
+    duration: float = 0.0
+    code: int
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What CodeProject.AI clients read about the module that answered."""
+
+    module_id: str = "visionserve"
+    module_name: str = "visionserve object detection"
+    execution_provider: str = "CPU"
+    inference_device: str = "CPU"
+    can_use_gpu: bool = False
+    processed_by: str = "localhost"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Times of one request in milliseconds: model work (``process_ms`` includes decoding and
+    pre/post-processing, ``inference_ms`` the forward pass alone) and the whole round trip
+    in the server. ``timestamp`` is the answer's time in seconds since the epoch."""
+
+    process_ms: float
+    inference_ms: float
+    round_trip_ms: float
+    timestamp: float
+
+
+def parse_min_confidence(raw: str | None) -> float:
+    """``min_confidence`` as DeepStack reads it: absent or empty means 0.4.
+
+    Raises :class:`InvalidParameterError` with DeepStack's messages for a value that is not a
+    number or lies outside [0, 1].
+    """
+    if raw is None or not raw.strip():
+        return DEFAULT_MIN_CONFIDENCE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidParameterError("Invalid value for min_confidence") from None
+    if math.isnan(value):
+        raise InvalidParameterError("Invalid value for min_confidence")
+    if value > 1.0:
+        raise InvalidParameterError("min_confidence cannot be greater than 1")
+    if value < 0.0:
+        raise InvalidParameterError("min_confidence cannot be less than 0")
+    return value
+
+
+def to_predictions(
+    detections: Detections, labels: Labels, width: int, height: int, min_confidence: float = 0.0
+) -> list[DeepStackPrediction]:
+    """Detections at or above ``min_confidence``, highest first, boxes clipped to the
+    ``width x height`` image and truncated to integer pixels as DeepStack does."""
+    ordered = detections.filter(min_confidence).sorted_by_confidence()
+    limits = np.array([width, height, width, height], dtype=np.float32)
+    boxes = np.clip(ordered.xyxy, 0.0, limits).astype(np.int64)
+    return [
+        DeepStackPrediction(
+            confidence=round(float(score), 6),
+            label=labels.name(int(class_id)),
+            x_min=int(box[0]),
+            y_min=int(box[1]),
+            x_max=int(box[2]),
+            y_max=int(box[3]),
+        )
+        for box, score, class_id in zip(boxes, ordered.confidence, ordered.class_id, strict=True)
+    ]
+
+
+def summary_message(predictions: list[DeepStackPrediction]) -> str:
+    """CodeProject.AI's ``message``: "Found a, b, c..." naming at most three, or "No objects found"."""
+    if not predictions:
+        return "No objects found"
+    names = ", ".join(p.label for p in predictions[:_MESSAGE_LABELS])
+    return f"Found {names}..." if len(predictions) > _MESSAGE_LABELS else f"Found {names}"
+
+
+def render_detection(
+    predictions: list[DeepStackPrediction],
+    command: DeepStackCommand,
+    timing: Timing,
+    facts: ServerFacts,
+) -> DeepStackDetectionResponse:
+    """The full answer for ``predictions`` (as :func:`to_predictions` makes them)."""
+    return DeepStackDetectionResponse(
+        message=summary_message(predictions),
+        count=len(predictions),
+        predictions=predictions,
+        duration=round(timing.round_trip_ms / 1000.0, 6),
+        processMs=round(timing.process_ms),
+        inferenceMs=round(timing.inference_ms),
+        analysisRoundTripMs=round(timing.round_trip_ms),
+        moduleId=facts.module_id,
+        moduleName=facts.module_name,
+        command=command,
+        executionProvider=facts.execution_provider,
+        canUseGPU=facts.can_use_gpu,
+        inferenceDevice=facts.inference_device,
+        processedBy=facts.processed_by,
+        timestampUTC=formatdate(timing.timestamp, usegmt=True),
+    )
+
+
+def render_model_list(names: list[str], facts: ServerFacts) -> DeepStackModelList:
+    """The names of the models that ``/v1/vision/custom/{name}`` accepts, sorted."""
+    return DeepStackModelList(models=sorted(names), moduleId=facts.module_id)
+
+
+def render_error(message: str, status: int) -> DeepStackError:
+    """``{"success": false, "error": message, "duration": 0, "code": status}``."""
+    return DeepStackError(error=message, code=status)
