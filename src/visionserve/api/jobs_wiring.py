@@ -1,0 +1,96 @@
+"""Plugging the jobs subsystem into the app: its lifespan, its metrics, and its body size limit.
+
+* :func:`start_jobs` / :func:`stop_jobs` build, start and stop the
+  :class:`~visionserve.jobs.service.JobService` (``app.state.jobs``); blocking work (schema upgrade,
+  joining worker threads) runs in a thread.
+* :class:`JobsCollector` reports, at scrape time, ``visionserve_job_items`` (pending and running
+  items of unfinished jobs), ``visionserve_job_queue_depth`` (items waiting in the runner's queue) and
+  ``visionserve_job_items_finished_last_minute`` (throughput).
+* :class:`JobsBodyLimit` gives ``POST /v1/jobs`` its own, larger body limit: a job is many images.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from fastapi import FastAPI
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from visionserve.api.limits import BodyLimitMiddleware
+from visionserve.errors import VisionServeError
+from visionserve.jobs.config import jobs_config
+from visionserve.jobs.factory import build_service
+from visionserve.jobs.service import JobService
+from visionserve.models.repository import ModelRepository
+from visionserve.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+JOBS_PATH = "/v1/jobs"
+
+
+async def start_jobs(app: FastAPI, settings: Settings, repository: ModelRepository, given: JobService | None) -> None:
+    """Build (unless ``given``) and start the job service; resumes what a previous run left."""
+
+    def start() -> JobService:
+        service = given or build_service(jobs_config(settings), repository)
+        service.start()
+        return service
+
+    app.state.jobs = await run_in_threadpool(start)
+    logger.info("jobs: %s runner", app.state.jobs.runner.name)
+
+
+async def stop_jobs(app: FastAPI) -> None:
+    service: JobService | None = getattr(app.state, "jobs", None)
+    app.state.jobs = None
+    if service is not None:
+        await run_in_threadpool(service.stop)
+
+
+class JobsCollector(Collector):
+    """Job backlog and throughput, read from the job service at scrape time."""
+
+    def __init__(self, jobs: Callable[[], JobService | None]) -> None:
+        self._jobs = jobs
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        items = GaugeMetricFamily("visionserve_job_items", "Unfinished items of jobs, by state", labels=["state"])
+        depth = GaugeMetricFamily("visionserve_job_queue_depth", "Job items waiting in the runner's queue")
+        finished = GaugeMetricFamily(
+            "visionserve_job_items_finished_last_minute", "Job items finished in the last 60 seconds"
+        )
+        service = self._jobs()
+        if service is not None:
+            try:
+                stats = service.stats()
+            except VisionServeError as exc:
+                logger.warning("job metrics unavailable: %s", exc)
+            else:
+                items.add_metric(["pending"], stats.pending)
+                items.add_metric(["running"], stats.running)
+                if stats.queue_depth is not None:
+                    depth.add_metric([], stats.queue_depth)
+                finished.add_metric([], stats.finished_last_minute)
+        yield items
+        yield depth
+        yield finished
+
+
+class JobsBodyLimit:
+    """:class:`BodyLimitMiddleware` with ``jobs_max_bytes`` for ``POST /v1/jobs`` and ``max_bytes``
+    for everything else."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, jobs_max_bytes: int) -> None:
+        self._default = BodyLimitMiddleware(app, max_bytes)
+        self._jobs = BodyLimitMiddleware(app, jobs_max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == JOBS_PATH and scope["method"] == "POST":
+            await self._jobs(scope, receive, send)
+        else:
+            await self._default(scope, receive, send)

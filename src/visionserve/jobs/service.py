@@ -1,0 +1,303 @@
+"""The job service: submit, look up, cancel, read results and artifacts, and keep the store tidy.
+
+It knows a :class:`~visionserve.jobs.store.JobStore`, an :class:`~visionserve.jobs.store.ArtifactStore`,
+the model repository and a :class:`~visionserve.jobs.runner.JobRunner`; nothing about HTTP, SQL or
+Celery. Its methods are synchronous (blocking I/O on the database); an async caller runs them in a
+thread. A job and its inputs are stored before :meth:`JobService.submit` returns, so a restart loses
+nothing: :meth:`JobService.start` hands unfinished items back to the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from visionserve.errors import (
+    ImageTooLargeError,
+    InvalidParameterError,
+    JobNotFoundError,
+    StorageError,
+    VisionServeError,
+)
+from visionserve.jobs.fetch import UrlFetcher
+from visionserve.jobs.model import (
+    DetectionRecord,
+    Item,
+    ItemState,
+    Job,
+    JobInput,
+    JobPage,
+    JobQuery,
+    NewJob,
+    annotated_key,
+    check_job_id,
+    crop_key,
+    input_key,
+    job_prefix,
+    new_job_id,
+)
+from visionserve.jobs.processing import utc_now
+from visionserve.jobs.results import coco_json, results_json
+from visionserve.jobs.runner import JobRunner
+from visionserve.jobs.store import ArtifactStore, JobStore
+from visionserve.models.loading import spec_labels
+from visionserve.models.repository import ModelRepository
+from visionserve.pipeline import resolve_classes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """Limits of the jobs subsystem, apart from those of synchronous requests.
+
+    ``retention`` None keeps jobs forever; ``housekeeping_s`` is how often expired jobs are removed.
+    """
+
+    max_images: int = 10_000
+    max_image_bytes: int = 20_000_000
+    max_attempts: int = 3
+    retention: timedelta | None = timedelta(days=7)
+    housekeeping_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """For health and metrics: items waiting and in progress, and items finished in the last minute."""
+
+    runner: str
+    pending: int
+    running: int
+    finished_last_minute: int
+    queue_depth: int | None
+
+
+class JobService:
+    """Jobs over a store, an artifact store, a repository and a runner.
+
+    ``webhooks`` says whether the runner can deliver webhooks (a secret is configured); a job that
+    asks for one is refused otherwise. ``fetcher`` None turns image URLs off.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        artifacts: ArtifactStore,
+        repository: ModelRepository,
+        runner: JobRunner,
+        limits: JobLimits | None = None,
+        webhooks: bool = False,
+        fetcher: UrlFetcher | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.repository = repository
+        self.runner = runner
+        self.limits = limits or JobLimits()
+        self._webhooks = webhooks
+        self._fetcher = fetcher
+        self._clock = clock
+        self._stopping = threading.Event()
+        self._housekeeper: threading.Thread | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the runner, hand it what a previous run left unfinished, start housekeeping."""
+        self._stopping.clear()
+        self.runner.start()
+        self.resume()
+        self._housekeeper = threading.Thread(target=self._housekeep, name="visionserve-jobs-housekeeping", daemon=True)
+        self._housekeeper.start()
+
+    def resume(self) -> None:
+        """Re-submit unfinished work. A runner whose queue is lost with the process gets every
+        unfinished item and pending webhook; a durable one (a broker) only jobs never dispatched."""
+        if not self.runner.durable:
+            for job_id, indices in self.store.unfinished():
+                log.info("resuming job %s: %d items left", job_id, len(indices))
+                self.runner.submit(job_id, indices)
+            for job_id in self.store.pending_webhooks():
+                self.runner.notify(job_id)
+            return
+        self.dispatch_stranded(self._clock())
+
+    def dispatch_stranded(self, created_before: datetime) -> int:
+        """Hand a durable runner the queued jobs created before ``created_before`` that never reached
+        it (the broker was down, or the server stopped in between); how many."""
+        stranded = self.store.undispatched(created_before)
+        for job_id in stranded:
+            indices = [item.index for item in self.store.items(job_id) if not item.state.terminal]
+            self.runner.submit(job_id, indices)
+            self.store.mark_dispatched(job_id, self._clock())
+            log.info("dispatched stranded job %s (%d items)", job_id, len(indices))
+        return len(stranded)
+
+    def stop(self) -> None:
+        """Stop housekeeping and the runner, then close the store and the URL fetcher."""
+        self._stopping.set()
+        if self._housekeeper is not None:
+            self._housekeeper.join()
+            self._housekeeper = None
+        self.runner.stop()
+        self.store.close()
+        if self._fetcher is not None:
+            self._fetcher.close()
+
+    def _housekeep(self) -> None:
+        while not self._stopping.wait(self.limits.housekeeping_s):
+            try:
+                self.purge_expired()
+                if self.runner.durable:
+                    self.dispatch_stranded(self._clock() - timedelta(minutes=1))
+            except VisionServeError as exc:
+                log.warning("jobs housekeeping failed: %s", exc)
+
+    # -- submit ----------------------------------------------------------------------------------
+    def submit(self, new: NewJob, classes: Sequence[str] | None = None) -> Job:
+        """Validate, store inputs and job, hand the items to the runner; the stored (queued) job.
+
+        ``classes`` are label names or ids to keep. Raises :class:`InvalidParameterError` (no images,
+        too many, bad URL or webhook), :class:`ImageTooLargeError`, :class:`ModelNotFoundError`.
+        """
+        spec = self.repository.get(new.model or self.repository.default_name)
+        options = new.options
+        if classes:
+            options = dataclasses.replace(options, classes=tuple(sorted(resolve_classes(classes, spec_labels(spec)))))
+        self._check(new)
+        job_id = new_job_id()
+        self._store_inputs(job_id, new.inputs)
+        job = self.store.create(job_id, spec.name, options, new.inputs, new.webhook_url, self._clock())
+        try:
+            self.runner.submit(job_id, range(len(new.inputs)))
+        except StorageError as exc:  # stored all the same: housekeeping dispatches it once the broker is back
+            log.warning("job %s stored but not dispatched: %s", job_id, exc)
+            return job
+        self.store.mark_dispatched(job_id, self._clock())
+        log.info("job %s: %d images, model %s", job_id, len(new.inputs), spec.name)
+        return job
+
+    def _store_inputs(self, job_id: str, inputs: Sequence[JobInput]) -> None:
+        """Put each uploaded image in the artifact store, reading one at a time; on an image over the
+        size limit, remove what was stored and raise :class:`ImageTooLargeError`."""
+        for index, one in enumerate(inputs):
+            data = one.data if one.data is not None else one.read() if one.read is not None else None
+            if data is None:
+                continue
+            if len(data) > self.limits.max_image_bytes:
+                self.artifacts.delete_prefix(job_prefix(job_id))
+                raise ImageTooLargeError(self._too_large(one.name, len(data)))
+            self.artifacts.put(input_key(job_id, index), data)
+
+    def _too_large(self, name: str, size: int) -> str:
+        return f"image {name!r} has {size} bytes; the limit is {self.limits.max_image_bytes}"
+
+    def _check(self, new: NewJob) -> None:
+        count = len(new.inputs)
+        if not 1 <= count <= self.limits.max_images:
+            raise InvalidParameterError(f"a job takes 1 to {self.limits.max_images} images, got {count}")
+        for one in new.inputs:
+            size = one.declared_size
+            if size is not None and size > self.limits.max_image_bytes:
+                raise ImageTooLargeError(self._too_large(one.name, size))
+            if one.url is not None:
+                if self._fetcher is None:
+                    raise InvalidParameterError("image URLs are turned off on this server")
+                self._fetcher.check(one.url)
+        if new.webhook_url is not None:
+            if not self._webhooks:
+                raise InvalidParameterError("webhooks are turned off on this server (no VISIONSERVE_WEBHOOK_SECRET)")
+            parts = urlsplit(new.webhook_url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise InvalidParameterError(f"webhook_url must be an http(s) URL, got {new.webhook_url!r}")
+
+    # -- read ------------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        return self.store.get(check_job_id(job_id))
+
+    def list_jobs(self, query: JobQuery) -> JobPage:
+        return self.store.list_jobs(query)
+
+    def items(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[Item]:
+        return self.store.items(check_job_id(job_id), offset, limit)
+
+    def errors(self, job_id: str) -> list[Item]:
+        """Items that failed, with their errors."""
+        return self.store.items(check_job_id(job_id), state=ItemState.FAILED)
+
+    def item(self, job_id: str, index: int) -> tuple[Item, list[DetectionRecord]]:
+        item = self.store.item(check_job_id(job_id), index)
+        return item, self.store.detections(job_id, [index]).get(index, [])
+
+    def detections(self, job_id: str, indices: Sequence[int] | None = None) -> dict[int, list[DetectionRecord]]:
+        return self.store.detections(check_job_id(job_id), indices)
+
+    def results(self, job_id: str) -> dict[str, Any]:
+        """Every item with its detections (see :func:`visionserve.jobs.results.results_json`)."""
+        job = self.get(job_id)
+        return results_json(job, self.store.items(job.id), self.store.detections(job.id))
+
+    def coco(self, job_id: str) -> dict[str, Any]:
+        """The results as a COCO document; categories are the model's labels when it is still known."""
+        job = self.get(job_id)
+        try:
+            categories = spec_labels(self.repository.get(job.model)).as_dict()
+        except VisionServeError:
+            categories = {}
+        return coco_json(job, self.store.items(job.id), self.store.detections(job.id), categories)
+
+    def crop(self, job_id: str, index: int, k: int) -> bytes:
+        """JPEG crop ``k`` (highest score first) of item ``index``; :class:`JobNotFoundError` if none."""
+        item = self.store.item(check_job_id(job_id), index)
+        if not 0 <= k < item.crop_count:
+            raise JobNotFoundError(f"item {index} of job {job_id} has no crop {k} ({item.crop_count} crops)")
+        return self.artifacts.get(crop_key(job_id, index, k))
+
+    def annotated(self, job_id: str, index: int) -> bytes:
+        """The annotated JPEG of item ``index``; :class:`JobNotFoundError` if it was not asked for."""
+        item = self.store.item(check_job_id(job_id), index)
+        if not item.annotated:
+            raise JobNotFoundError(f"item {index} of job {job_id} has no annotated image")
+        return self.artifacts.get(annotated_key(job_id, index))
+
+    def stats(self) -> JobStats:
+        backlog = self.store.backlog()
+        return JobStats(
+            runner=self.runner.name,
+            pending=backlog.get(ItemState.PENDING, 0),
+            running=backlog.get(ItemState.RUNNING, 0),
+            finished_last_minute=self.store.finished_since(self._clock() - timedelta(minutes=1)),
+            queue_depth=self.runner.queue_depth(),
+        )
+
+    # -- change ----------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job: unfinished items are not processed, items in progress are
+        discarded. Raises :class:`JobStateError` if the job has already ended."""
+        job = self.store.cancel(check_job_id(job_id), self._clock())
+        if job.webhook_url is not None:
+            self.runner.notify(job.id)
+        return job
+
+    def purge_expired(self) -> int:
+        """Remove jobs (and their artifacts) that ended more than ``retention`` ago; how many."""
+        if self.limits.retention is None:
+            return 0
+        removed = 0
+        while True:
+            expired = self.store.expired(self._clock() - self.limits.retention)
+            for job_id in expired:
+                self.artifacts.delete_prefix(job_prefix(job_id))
+                self.store.delete(job_id)
+            removed += len(expired)
+            if len(expired) < 100:
+                break
+        if removed:
+            log.info("removed %d expired jobs", removed)
+        return removed

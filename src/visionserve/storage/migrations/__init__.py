@@ -1,0 +1,1 @@
+"""Alembic migrations of the jobs database; run by :meth:`visionserve.storage.db.Database.upgrade`."""
