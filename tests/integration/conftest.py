@@ -88,10 +88,13 @@ def launch_server(
     wait_ready: bool = True,
 ) -> ServerProcess:
     """Start ``python -m visionserve serve --port <free> [args]`` with the current environment minus
-    every ``VISIONSERVE_*`` variable, plus ``env``; with ``wait_ready`` return once /readyz is 200."""
+    every ``VISIONSERVE_*`` variable, plus ``env``; with ``wait_ready`` return once /readyz is 200.
+    Unless ``env`` names one, the data folder (jobs database, artifacts, uploads) is a new temporary
+    folder, never the checkout's ``var/``."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VISIONSERVE_")}
-    environment.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    environment.update({"PYTHONUNBUFFERED": "1", "VISIONSERVE_DATA_DIR": tempfile.mkdtemp(prefix="visionserve-data-")})
+    environment.update(env or {})
     log_path = (log_dir or Path(tempfile.gettempdir())) / f"visionserve-server-{port}.log"
     command = [sys.executable, "-m", "visionserve", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with log_path.open("wb") as log:

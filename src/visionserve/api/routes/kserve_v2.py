@@ -39,8 +39,8 @@ def _json(document: object) -> Response:
 
 def _model(service: DetectionService, name: str, version: str | None, request: Request) -> str:
     """``name`` checked to exist (and to have ``version`` when one is given)."""
-    tag_model(request, name)
     spec = service.spec(name)
+    tag_model(request, name)
     if version is not None and version != spec.version:
         raise ModelNotFoundError(f"model '{name}' has no version '{version}' (it has '{spec.version}')")
     return name
@@ -111,13 +111,13 @@ async def repository_index(request: Request, service: ServiceDep) -> Response:
 
 @router.post("/repository/models/{name}/load", summary="Load a model")
 async def load(name: str, request: Request, service: ServiceDep) -> Response:
-    tag_model(request, name)
+    tag_model(request, service.resolve_name(name))
     await service.load(name)
     return _json({})
 
 
 @router.post("/repository/models/{name}/unload", summary="Unload a model")
 async def unload(name: str, request: Request, service: ServiceDep) -> Response:
-    tag_model(request, name)
+    tag_model(request, service.resolve_name(name))
     await service.unload(name)
     return _json({})

@@ -29,8 +29,8 @@ router = APIRouter(prefix="/v1/models", tags=["tensorflow-serving"], route_class
 
 def _version(service: DetectionService, name: str, version: int | None, request: Request) -> int:
     """The TF version of model ``name``; :class:`ModelNotFoundError` when ``version`` differs."""
-    tag_model(request, name)
     current = tf.tf_version(service.spec(name).version)
+    tag_model(request, name)
     if version is not None and version != current:
         raise ModelNotFoundError(f"Servable not found for request: Specific({name}, {version})")
     return current
