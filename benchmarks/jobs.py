@@ -152,8 +152,12 @@ def postgres_database() -> Iterator[str]:
 def celery_rate(image: bytes, count: int, workers: int) -> float:
     queue = f"visionserve-bench-{uuid.uuid4().hex[:8]}"
     with postgres_database() as database_url:
-        env = {"VISIONSERVE_DATABASE_URL": database_url, "VISIONSERVE_BROKER_URL": REDIS_URL,
-               "VISIONSERVE_JOBS_QUEUE": queue, "VISIONSERVE_ARTIFACT_STORE": "database"}
+        env = {
+            "VISIONSERVE_DATABASE_URL": database_url,
+            "VISIONSERVE_BROKER_URL": REDIS_URL,
+            "VISIONSERVE_JOBS_QUEUE": queue,
+            "VISIONSERVE_ARTIFACT_STORE": "database",
+        }
         with processes(env) as running:
             url = running.server()
             for index in range(workers):
