@@ -137,7 +137,8 @@ def main() -> None:
             "   (one process, all cores, one image at a time)"
         )
         print(
-            f"{'model alone+decode':18} {size:10} {1:>4} {'':>7} {m['latency_with_decode_ms']:7.1f}   (the same with imdecode)"
+            f"{'model alone+decode':18} {size:10} {1:>4} {'':>7} {m['latency_with_decode_ms']:7.1f}"
+            "   (the same with imdecode)"
         )
     for name, by_size in table.items():
         for size, by_conc in by_size.items():
