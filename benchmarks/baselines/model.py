@@ -17,21 +17,7 @@ def load_net() -> cv2.dnn.Net:
 
 def detect(net: cv2.dnn.Net, image: np.ndarray, conf: float = 0.4) -> list[dict[str, float]]:
     """SSD detections of ``image`` as dicts with pixel boxes."""
-    h, w = image.shape[:2]
-    net.setInput(cv2.dnn.blobFromImage(image, size=(300, 300), swapRB=True))
-    rows = net.forward()[0, 0]
-    return [
-        {
-            "class_id": int(r[1]),
-            "score": float(r[2]),
-            "x1": float(r[3] * w),
-            "y1": float(r[4] * h),
-            "x2": float(r[5] * w),
-            "y2": float(r[6] * h),
-        }
-        for r in rows
-        if r[2] >= conf
-    ]
+    return detect_batch(net, [image], conf)[0]
 
 
 def detect_batch(net: cv2.dnn.Net, images: list[np.ndarray], conf: float = 0.4) -> list[list[dict[str, float]]]:
