@@ -81,6 +81,10 @@ def test_default_model_is_always_in_the_repository(tmp_path: object) -> None:
     assert repo.names() == [DEFAULT_MODEL_NAME]
     labels = load_model(repo.resolve(None)).labels
     assert (labels.name(1), labels.name(3), labels.name(6), labels.name(17), labels.name(47)) == (
-        "person", "car", "bus", "cat", "cup",
+        "person",
+        "car",
+        "bus",
+        "cat",
+        "cup",
     )
     assert len(labels) == 80 and labels.num_classes == 91

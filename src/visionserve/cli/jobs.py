@@ -92,8 +92,14 @@ def wait_with_bar(client: JobsClient, job_id: str, interval: float) -> dict[str,
 
 
 @click.group()
-@click.option("--server", default="http://127.0.0.1:8000", envvar="VISIONSERVE_URL", show_envvar=True,
-              show_default=True, help="The visionserve server.")
+@click.option(
+    "--server",
+    default="http://127.0.0.1:8000",
+    envvar="VISIONSERVE_URL",
+    show_envvar=True,
+    show_default=True,
+    help="The visionserve server.",
+)
 @click.option("--api-key", envvar="VISIONSERVE_API_KEY", show_envvar=True, help="API key, when the server wants one.")
 @click.pass_context
 def jobs(ctx: click.Context, server: str, api_key: str | None) -> None:
@@ -119,15 +125,24 @@ def jobs(ctx: click.Context, server: str, api_key: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @click.pass_obj
 def submit(
-    client: JobsClient, /, paths: tuple[Path, ...], urls: tuple[str, ...], wait: bool, interval: float,
-    as_json: bool, **options: Any,
+    client: JobsClient,
+    /,
+    paths: tuple[Path, ...],
+    urls: tuple[str, ...],
+    wait: bool,
+    interval: float,
+    as_json: bool,
+    **options: Any,
 ) -> None:
     """Submit images (files or folders) and/or --url image URLs as one job; prints the job id."""
     files = expand_paths(paths)
     if not files and not urls:
         raise click.UsageError("give image files, folders or --url")
-    fields = [(name, str(value).lower() if isinstance(value, bool) else str(value))
-              for name, value in options.items() if value not in (None, False)]
+    fields = [
+        (name, str(value).lower() if isinstance(value, bool) else str(value))
+        for name, value in options.items()
+        if value not in (None, False)
+    ]
     fields += [("url", url) for url in urls]
     boundary = uuid.uuid4().hex
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}

@@ -42,11 +42,23 @@ def _pin_device(device: str) -> str:
 @click.command()
 @models_dir_option
 @config_option
-@click.option("-c", "--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Items processed at once: 1 runs in this process, more forks a pool of processes.")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Items processed at once: 1 runs in this process, more forks a pool of processes.",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, or auto (index modulo GPUs).")
-@click.option("--index", type=click.IntRange(0), default=0, envvar="VISIONSERVE_WORKER_INDEX", show_envvar=True,
-              help="This worker's number among its machine's workers (for --device auto).")
+@click.option(
+    "--index",
+    type=click.IntRange(0),
+    default=0,
+    envvar="VISIONSERVE_WORKER_INDEX",
+    show_envvar=True,
+    help="This worker's number among its machine's workers (for --device auto).",
+)
 @click.option("--loglevel", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @reports_errors
 def worker(

@@ -97,7 +97,7 @@ def create_celery_app(config: JobsConfig, parts: WorkerParts | None = None) -> C
             return parts.get(notify)[0].process(job_id, index).value
         except StorageError as exc:
             log.warning("item %s/%d: %s; retrying", job_id, index, exc)
-            raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 60)) from exc
+            raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
 
     @app.task(name=DELIVER_WEBHOOK, bind=True, shared=False, max_retries=None)  # type: ignore[untyped-decorator]
     def deliver_webhook(task: Task[Any, Any], job_id: str) -> str | None:
