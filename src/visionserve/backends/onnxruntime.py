@@ -21,6 +21,15 @@ def _import_ort() -> Any:
     return onnxruntime
 
 
+_GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider"})
+
+
+def provider_options(providers: Sequence[str], device_id: int) -> list[tuple[str, dict[str, str]]]:
+    """ONNX Runtime's ``providers`` argument: each provider with its options; GPU providers get
+    ``device_id`` (the GPU this session runs on)."""
+    return [(p, {"device_id": str(device_id)} if p in _GPU_PROVIDERS else {}) for p in providers]
+
+
 def _dims(shape: Sequence[Any]) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
 
@@ -28,9 +37,16 @@ def _dims(shape: Sequence[Any]) -> tuple[int | None, ...]:
 class OnnxRuntimeSession:
     """An ``onnxruntime.InferenceSession`` behind the :class:`~visionserve.backends.base.Session`
     protocol. ``providers`` are tried in order; ones this build lacks are an error that names them.
-    ``threads=0`` leaves ONNX Runtime's default intra-op thread count."""
+    ``threads=0`` leaves ONNX Runtime's default intra-op thread count; ``device_id`` is the GPU of
+    GPU providers."""
 
-    def __init__(self, model: Path, providers: Sequence[str] = ("CPUExecutionProvider",), threads: int = 0) -> None:
+    def __init__(
+        self,
+        model: Path,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int = 0,
+        device_id: int = 0,
+    ) -> None:
         ort = _import_ort()
         if not model.is_file():
             raise ModelLoadError(f"model file not found: {model}")
@@ -44,7 +60,9 @@ class OnnxRuntimeSession:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
+            self._session = ort.InferenceSession(
+                str(model), sess_options=options, providers=provider_options(providers, device_id)
+            )
         except Exception as exc:
             raise ModelLoadError(f"ONNX Runtime cannot load {model}: {exc}") from exc
         self._inputs = [

@@ -28,6 +28,21 @@ _TARGETS = {
 }
 
 
+def _select_gpu(backend: str, target: str, device_id: int) -> None:
+    """Make CUDA device ``device_id`` current for this thread when CUDA is asked for; an OpenCV build
+    without CUDA (or without that device) is an error, not a silent fall-back to the CPU."""
+    if backend != "cuda" and not target.startswith("cuda"):
+        return
+    available = cv2.cuda.getCudaEnabledDeviceCount()
+    if device_id >= available:
+        raise ModelLoadError(
+            f"OpenCV DNN backend/target {backend!r}/{target!r} asks for CUDA device {device_id}, but this "
+            f"OpenCV build sees {available} CUDA device(s) (opencv-python-headless has no CUDA: build OpenCV "
+            "with CUDA, or use the onnxruntime backend with onnxruntime-gpu)"
+        )
+    cv2.cuda.setDevice(device_id)
+
+
 def _read_net(model: Path, config: Path | None) -> cv2.dnn.Net:
     suffix = model.suffix.lower()
     if suffix == ".pb":
@@ -48,7 +63,14 @@ class OpenCVDNNSession:
     session are serialized by a lock; run one session per model instance for parallelism.
     """
 
-    def __init__(self, model: Path, config: Path | None = None, backend: str = "default", target: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: Path,
+        config: Path | None = None,
+        backend: str = "default",
+        target: str = "cpu",
+        device_id: int = 0,
+    ) -> None:
         for path in (model, config):
             if path is not None and not path.is_file():
                 raise ModelLoadError(f"model file not found: {path}")
@@ -57,6 +79,7 @@ class OpenCVDNNSession:
                 f"unknown OpenCV DNN backend/target {backend!r}/{target!r}: "
                 f"backends {sorted(_BACKENDS)}, targets {sorted(_TARGETS)}"
             )
+        _select_gpu(backend, target, device_id)
         try:
             self._net = _read_net(model, config)
         except cv2.error as exc:

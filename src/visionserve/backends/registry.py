@@ -14,13 +14,17 @@ def _opencv(spec: ModelSpec) -> Session:
 
     files = spec.network[0]
     config = spec.path(files.config) if files.config else None
-    return OpenCVDNNSession(spec.path(files.model), config, spec.runtime.opencv_backend, spec.runtime.opencv_target)
+    runtime = spec.runtime
+    return OpenCVDNNSession(
+        spec.path(files.model), config, runtime.opencv_backend, runtime.opencv_target, runtime.device_id
+    )
 
 
 def _onnxruntime(spec: ModelSpec) -> Session:
     from visionserve.backends.onnxruntime import OnnxRuntimeSession
 
-    return OnnxRuntimeSession(spec.path(spec.network[0].model), spec.runtime.providers, spec.runtime.threads)
+    runtime = spec.runtime
+    return OnnxRuntimeSession(spec.path(spec.network[0].model), runtime.providers, runtime.threads, runtime.device_id)
 
 
 _OPENERS: dict[BackendKind, Callable[[ModelSpec], Session]] = {

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 from visionserve.errors import ConfigError
-from visionserve.models.spec import BackendKind, ModelSpec
+from visionserve.models.devices import spec_on_device
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|auto)$")
 
@@ -35,20 +35,4 @@ def resolve_device(device: str, worker_index: int, gpu_count: int) -> str:
     return "cuda:0" if device == "cuda" else device
 
 
-def spec_on_device(spec: ModelSpec, device: str) -> ModelSpec:
-    """``spec`` with runtime options that put it on ``device`` (from :func:`resolve_device`).
-
-    CUDA: ONNX Runtime gets the CUDA execution provider first (CPU as fallback) and OpenCV DNN the
-    CUDA backend and target. The GPU index itself is chosen by the process's ``CUDA_VISIBLE_DEVICES``
-    (set by ``visionserve worker``), so inside the process the device is always GPU 0.
-    """
-    if device == "cpu" or spec.backend is BackendKind.PLUGIN:
-        return spec
-    runtime = spec.runtime.model_copy(
-        update={
-            "providers": ("CUDAExecutionProvider", "CPUExecutionProvider"),
-            "opencv_backend": "cuda",
-            "opencv_target": "cuda",
-        }
-    )
-    return spec.model_copy(update={"runtime": runtime})
+__all__ = ["count_gpus", "resolve_device", "spec_on_device"]

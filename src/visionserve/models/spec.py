@@ -104,6 +104,8 @@ class RuntimeSpec(_Strict):
     threads: Annotated[int, Field(ge=0)] = 0  # 0 = the runtime's default
     opencv_backend: str = "default"
     opencv_target: str = "cpu"
+    #: The GPU of this session (CUDA device index) when a CUDA provider, backend or target is named.
+    device_id: Annotated[int, Field(ge=0)] = 0
 
 
 class BatchingSpec(_Strict):
@@ -128,6 +130,9 @@ class ModelSpec(_Strict):
     runtime: RuntimeSpec = RuntimeSpec()
     batching: BatchingSpec = BatchingSpec()
     instances: Annotated[int, Field(gt=0, le=64)] = 1
+    #: Devices of the instances, in turn: instance ``i`` runs on ``devices[i % len(devices)]``
+    #: (``cpu`` or ``cuda:N``); empty means what ``runtime`` says (the CPU by default).
+    devices: tuple[Annotated[str, Field(pattern=r"^(cpu|cuda:\d+)$")], ...] = ()
     plugin: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
     options: dict[str, Any] = Field(default_factory=dict)  # free-form, passed to plugins
     root: Path = Path()

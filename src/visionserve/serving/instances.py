@@ -19,6 +19,7 @@ from visionserve.core.detections import Detections
 from visionserve.core.geometry import ResizeMode, plan_fit
 from visionserve.core.images import DecodedImage, decode_image, read_header
 from visionserve.errors import InferenceError, InputError
+from visionserve.models.devices import spec_for_instance
 from visionserve.models.spec import InputSpec, ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor, StageTimings
 from visionserve.types import BGRImage
@@ -144,13 +145,15 @@ class ModelInstance:
 
     @classmethod
     async def open(cls, spec: ModelSpec, index: int, load: Callable[[ModelSpec], Predictor]) -> ModelInstance:
-        """Load instance ``index`` of ``spec`` with ``load`` in the instance's own thread.
+        """Load instance ``index`` of ``spec`` with ``load`` in the instance's own thread, on its
+        device when the spec lists ``devices`` (see :func:`~visionserve.models.devices.spec_for_instance`).
 
         Raises whatever ``load`` raises (:class:`~visionserve.errors.ModelLoadError` and kin).
         """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-{index}")
         try:
-            predictor = await asyncio.get_running_loop().run_in_executor(executor, load, spec)
+            on_device = spec_for_instance(spec, index)
+            predictor = await asyncio.get_running_loop().run_in_executor(executor, load, on_device)
         except BaseException:
             executor.shutdown(wait=False)
             raise

@@ -1,0 +1,31 @@
+"""Putting a model on a device: the runtime options that run a spec on ``cpu`` or ``cuda:N``."""
+
+from __future__ import annotations
+
+from visionserve.models.spec import BackendKind, ModelSpec
+
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def spec_on_device(spec: ModelSpec, device: str) -> ModelSpec:
+    """``spec`` with runtime options that put it on ``device`` (``cpu`` or ``cuda:N``).
+
+    CUDA: ONNX Runtime gets the CUDA execution provider first (CPU as fallback) on GPU ``N``, and
+    OpenCV DNN the CUDA backend and target on GPU ``N``. ``cpu`` and plugins leave the spec as it is.
+    """
+    if not device.startswith("cuda") or spec.backend is BackendKind.PLUGIN:
+        return spec
+    index = int(device.partition(":")[2] or 0)
+    providers = spec.runtime.providers if spec.runtime.providers[0] != "CPUExecutionProvider" else _GPU_PROVIDERS
+    runtime = spec.runtime.model_copy(
+        update={"providers": providers, "opencv_backend": "cuda", "opencv_target": "cuda", "device_id": index}
+    )
+    return spec.model_copy(update={"runtime": runtime})
+
+
+def spec_for_instance(spec: ModelSpec, index: int) -> ModelSpec:
+    """The spec of instance ``index``: on ``spec.devices[index % len(spec.devices)]`` when the spec
+    lists devices (one instance per GPU, in turn), else ``spec`` itself."""
+    if not spec.devices:
+        return spec
+    return spec_on_device(spec, spec.devices[index % len(spec.devices)])
