@@ -144,12 +144,15 @@ class NetworkModel:
         blob, fits = self._preprocess(images)
         preprocess_ms = _ms_since(start)
         start = time.perf_counter()
-        chunks = [(part, self._session.run({self._input_name: padded})) for part, padded in self._chunks(blob)]
+        chunks = [
+            (part, len(padded), self._session.run({self._input_name: padded})) for part, padded in self._chunks(blob)
+        ]
         inference_ms = _ms_since(start)
         start = time.perf_counter()
         conf = self._spec.thresholds.conf if options.conf is None else options.conf
         params = replace(self._decode_params, conf=conf)
-        candidates = [c for n, outputs in chunks for c in self._decode(outputs, n, params)[:n]]
+        # The decoder reads the whole padded chunk; only the first ``n`` results are real images.
+        candidates = [c for n, size, outputs in chunks for c in self._decode(outputs, size, params)[:n]]
         if len(candidates) != len(images):
             raise DecodeError(f"decoder returned {len(candidates)} results for {len(images)} images")
         detections = [self._finish(c, fit, options) for c, fit in zip(candidates, fits, strict=True)]

@@ -17,9 +17,12 @@ Thresholds, class filter and ``max_det`` are applied by visionserve afterwards.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Protocol, runtime_checkable
 
 from visionserve.core.detections import Detections
@@ -37,16 +40,37 @@ class Plugin(Protocol):
     def predict(self, images: list[BGRImage]) -> list[Detections]: ...
 
 
-def import_plugin(dotted: str, search_path: str | None = None) -> Plugin:
-    """Import ``package.module:ClassName`` (also from ``search_path``) and build an instance."""
-    module_name, _, class_name = dotted.partition(":")
+def _load_module(module_name: str, search_path: str | None, namespace: str) -> ModuleType:
+    """The plugin's module. A one-file module in ``search_path`` (the model's folder) is loaded from
+    that file under a name of its own (``visionserve_plugins.<namespace>.<module>``), so that two
+    models whose plugins share a file name never share code; anything else is imported as usual,
+    ``search_path`` first."""
+    file = Path(search_path, module_name).with_suffix(".py") if search_path and "." not in module_name else None
+    if file is not None and file.is_file():
+        unique = f"visionserve_plugins.{namespace}.{module_name}"
+        module_spec = importlib.util.spec_from_file_location(unique, file)
+        if module_spec is None or module_spec.loader is None:
+            raise ModelLoadError(f"cannot load plugin module {file}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[unique] = module
+        module_spec.loader.exec_module(module)
+        return module
     if search_path and search_path not in sys.path:
         sys.path.insert(0, search_path)
+    return importlib.import_module(module_name)
+
+
+def import_plugin(dotted: str, search_path: str | None = None, namespace: str = "default") -> Plugin:
+    """Import ``package.module:ClassName`` (a one-file module from ``search_path``, see
+    :func:`_load_module`) and build an instance. Any failure is a :class:`ModelLoadError`."""
+    module_name, _, class_name = dotted.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ModelLoadError(f"cannot import plugin {dotted!r}: {exc}") from exc
-    instance = cls()
+        cls = getattr(_load_module(module_name, search_path, namespace), class_name)
+        instance = cls()
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # a plugin's import or constructor may raise anything
+        raise ModelLoadError(f"cannot import plugin {dotted!r}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(instance, Plugin):
         raise ModelLoadError(f"plugin {dotted!r} must define load(spec) and predict(images)")
     return instance

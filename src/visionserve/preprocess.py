@@ -21,9 +21,11 @@ class Preprocessor:
 
     def __init__(self, spec: InputSpec) -> None:
         self.spec = spec
-        self._mean = np.asarray(spec.mean, dtype=np.float32)
-        self._factor = (spec.scale / np.asarray(spec.std, dtype=np.float32)).astype(np.float32)
-        self._identity = not np.any(self._mean) and np.all(self._factor == 1.0)
+        # Per-channel constants, in the model's colour order, shaped to broadcast over the layout.
+        shape = (3, 1, 1) if spec.layout == "nchw" else (3,)
+        self._mean = np.asarray(spec.mean, dtype=np.float32).reshape(shape)
+        self._factor = (spec.scale / np.asarray(spec.std, dtype=np.float32)).astype(np.float32).reshape(shape)
+        self._identity = not np.any(self._mean) and bool(np.all(self._factor == 1.0))
 
     def __call__(self, images: Sequence[BGRImage]) -> tuple[AnyArray, list[Fit]]:
         spec = self.spec
@@ -33,19 +35,14 @@ class Preprocessor:
             fit = plan_fit(image.shape[1], image.shape[0], spec.width, spec.height, spec.resize)
             apply_fit(image, fit, out)
             fits.append(fit)
-        if spec.color is ColorOrder.RGB:
-            canvas = canvas[..., ::-1]
-        if spec.dtype == "uint8":
-            blob: AnyArray = canvas
-        else:
-            values = canvas.astype(np.float32)
-            if not self._identity:
-                values = (values - self._mean) * self._factor
-            blob = values.astype(np.float16) if spec.dtype == "float16" else values
+        # Reorder the uint8 pixels first (a view), then convert once: one float copy, not three.
+        pixels: AnyArray = canvas[..., ::-1] if spec.color is ColorOrder.RGB else canvas
         if spec.layout == "nchw":
-            blob = blob.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(blob), fits
-
-    def fit(self, width: int, height: int) -> Fit:
-        """The fit of a ``width x height`` image (used to pick a reduced JPEG decode size)."""
-        return plan_fit(width, height, self.spec.width, self.spec.height, self.spec.resize)
+            pixels = pixels.transpose(0, 3, 1, 2)
+        if spec.dtype == "uint8":
+            return np.ascontiguousarray(pixels), fits
+        values = np.ascontiguousarray(pixels, dtype=np.float32)
+        if not self._identity:
+            values -= self._mean
+            values *= self._factor
+        return (values.astype(np.float16) if spec.dtype == "float16" else values), fits

@@ -107,3 +107,16 @@ def test_plugin_backend_has_no_network_session(tmp_path: Path) -> None:
     plugin = spec_from_mapping({"name": "p", "backend": "plugin", "plugin": "a.b:C"}, "test", tmp_path)
     with pytest.raises(ModelLoadError, match="has no network session"):
         open_session(plugin)
+
+
+def test_fixed_batch_models_run_in_padded_chunks(tmp_path: Path) -> None:
+    """A model exported with batch 2 (read from its input shape, no yaml field) serves 3 images:
+    two chunks, the last padded, and every image gets its own detections."""
+    path = constant_onnx(tmp_path / "b2.onnx", TABLE, input_shape=(2, 3, 64, 64))
+    fields = {"input": {"width": 64, "height": 64, "resize": "letterbox", "scale": 1 / 255}}
+    model = load_model(spec(path, **fields))
+    images = [solid_image(64, 64, (0, 0, 255)) for _ in range(3)]
+    results = model.predict(images)
+    assert len(results) == 3
+    for found in results:
+        assert sorted(found.class_id.tolist()) == [0, 1]

@@ -79,3 +79,20 @@ def test_models_list_and_info(as_json: bool) -> None:
         assert info["input"] == [300, 300] and info["labels"]["1"] == "person" and info["loads"] is True
     else:
         assert "ssd-mobilenet-v2-coco" in run("models", "list").stdout
+
+
+def test_outputs_of_same_named_inputs_do_not_overwrite_each_other(tmp_path: Path, photo_files: dict[str, str]) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpg").write_bytes(Path(photo_files["chelsea"]).read_bytes())
+    (tmp_path / "a" / "x.png").write_bytes(cv2.imencode(".png", cv2.imread(photo_files["coffee"]))[1].tobytes())
+    out = tmp_path / "out"
+    run(
+        "detect",
+        str(tmp_path / "a" / "x.jpg"),
+        str(tmp_path / "a" / "x.png"),
+        str(tmp_path / "b" / "x.jpg"),
+        "--out",
+        str(out),
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["0000_x_jpg.jpg", "0002_x_jpg.jpg", "x_png.jpg"]

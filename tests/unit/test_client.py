@@ -270,3 +270,12 @@ def test_error_codes_choose_the_exact_class(status: int, code: str, error: type)
     answer = httpx.Response(status, json={"error": {"code": code, "message": "m"}})
     with client(lambda request: answer, retry=RetryPolicy(attempts=1)) as c, pytest.raises(error):
         c.detect(b"x")
+
+
+def test_model_names_are_quoted_into_one_path_segment() -> None:
+    from visionserve.client._protocol import detect_path
+
+    assert detect_path(None) == "/v1/detect"
+    assert detect_path("yolo-v8") == "/v1/models/yolo-v8/detect"
+    assert detect_path("../jobs") == "/v1/models/..%2Fjobs/detect"
+    assert detect_path("x#y?z") == "/v1/models/x%23y%3Fz/detect"

@@ -92,3 +92,43 @@ def test_plugin_module_beside_its_model_yaml(tmp_path: Path) -> None:
     model = load_model(repo.get("fixed"))
     assert len(model.infer([np.zeros((10, 10, 3), np.uint8)]).detections[0]) == 2
     model.close()
+
+
+PLUGIN_FILE = """\
+import numpy as np
+from visionserve.core.detections import Detections
+
+
+class Detector:
+    def load(self, spec):
+        pass
+
+    def predict(self, images):
+        return [Detections(np.array([[0, 0, 5, 5]], np.float32), np.array([0.9], np.float32),
+                           np.array([{class_id}], np.int32)) for _ in images]
+"""
+
+
+def test_plugins_with_the_same_file_name_in_two_models_stay_apart(tmp_path: Path) -> None:
+    for name, class_id in (("first", 0), ("second", 1)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "detector.py").write_text(PLUGIN_FILE.format(class_id=class_id), encoding="utf-8")
+        (folder / "model.yaml").write_text(
+            f"name: {name}\nbackend: plugin\nplugin: detector:Detector\nlabels: [a, b]\n", encoding="utf-8"
+        )
+    repo = ModelRepository.scan(tmp_path)
+    found = [
+        load_model(repo.get(name)).predict([solid_image(10, 10)])[0].class_id.tolist() for name in ("first", "second")
+    ]
+    assert found == [[0], [1]]
+
+
+def test_a_plugin_that_fails_to_import_is_a_load_error(tmp_path: Path) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "bad.py").write_text("def broken(:\n", encoding="utf-8")
+    (tmp_path / "broken" / "model.yaml").write_text(
+        "name: broken\nbackend: plugin\nplugin: bad:Detector\nlabels: [a]\n", encoding="utf-8"
+    )
+    with pytest.raises(ModelLoadError, match="SyntaxError"):
+        load_model(ModelRepository.scan(tmp_path).get("broken"))

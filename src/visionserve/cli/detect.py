@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,29 @@ def _run(model: Predictor, paths: list[Path], options: PredictOptions) -> Iterat
         yield path, result, (decoded.image, found)
 
 
-def _save(out: Path, path: Path, labels: Labels, image_and_found: Any, with_crops: bool) -> None:
+def output_stems(files: list[Path]) -> dict[Path, str]:
+    """A distinct output name per input: its stem, or ``stem_ext`` where stems collide (``x.jpg`` and
+    ``x.png``), or ``NNNN_stem_ext`` where even that collides (``a/x.jpg`` and ``b/x.jpg``)."""
+    by_stem = Counter(p.stem for p in files)
+    named = {p: p.stem if by_stem[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in files}
+    by_name = Counter(named.values())
+    return {p: name if by_name[name] == 1 else f"{i:04d}_{name}" for i, (p, name) in enumerate(named.items())}
+
+
+def _write(path: Path, image: Any) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise click.ClickException(f"cannot write {path}")
+
+
+def _save(out: Path, stem: str, labels: Labels, image_and_found: Any, with_crops: bool) -> None:
     image, found = image_and_found
     out.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out / f"{path.stem}.jpg"), render(image, found, default_annotators(labels)))
+    _write(out / f"{stem}.jpg", render(image, found, default_annotators(labels)))
     if with_crops:
         ordered = found.sorted_by_confidence()
         for index, (crop, class_id) in enumerate(zip(crops(image, ordered), ordered.class_id, strict=True)):
             label = labels.name(int(class_id)).replace(" ", "_")
-            cv2.imwrite(str(out / f"{path.stem}_{index:03d}_{label}.jpg"), crop)
+            _write(out / f"{stem}_{index:03d}_{label}.jpg", crop)
 
 
 def _print_table(result: dict[str, Any]) -> None:
@@ -125,10 +140,11 @@ def detect(
     class_ids = resolve_classes(classes.split(","), model.labels) if classes else None
     options = PredictOptions(conf=conf, iou=iou, classes=class_ids, max_det=max_det)
     results = []
+    stems = output_stems(files)
     for path, result, image_and_found in _run(model, files, options):
         results.append(result)
         if out is not None and image_and_found is not None:
-            _save(out, path, model.labels, image_and_found, with_crops)
+            _save(out, stems[path], model.labels, image_and_found, with_crops)
         if not as_json:
             _print_table(result)
     model.close()
@@ -150,6 +166,7 @@ def _detect_remote(
     """``detect`` through the server at ``url``: same table, JSON and files as offline."""
     results: list[dict[str, Any]] = []
     head: dict[str, Any] = {"model": options.model, "version": None}
+    stems = output_stems(files)
     with Client(url, api_key) as client:
         for path, result, drawing, remote in run_remote(client, files, options, keep_images=out is not None):
             results.append(result)
@@ -157,7 +174,7 @@ def _detect_remote(
                 head = {"model": remote.model, "version": remote.version}
             if out is not None and drawing is not None:
                 image, found, labels = drawing
-                _save(out, path, labels, (image, found), with_crops)
+                _save(out, stems[path], labels, (image, found), with_crops)
             if not as_json:
                 _print_table(result)
     if as_json:

@@ -13,6 +13,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import cv2
 import httpx
@@ -116,7 +117,7 @@ def encode_image(image: ImageSource, array_format: str = ".png") -> tuple[str, b
 
 def detect_path(model: str | None) -> str:
     """The native detect route for ``model`` (the default model when None)."""
-    return "/v1/detect" if model is None else f"/v1/models/{model}/detect"
+    return "/v1/detect" if model is None else f"/v1/models/{quote(model, safe='')}/detect"
 
 
 def detect_fields(
