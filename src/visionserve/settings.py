@@ -132,8 +132,13 @@ class Settings(BaseSettings):
     @field_validator("jobs_url_hosts", "url_image_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
+        """A comma-separated string, or a list (YAML), to stripped lower-case hosts without blanks;
+        entries that are not strings are left for the type check to refuse."""
         if isinstance(value, str):
-            return tuple(host.strip().lower() for host in value.split(",") if host.strip())
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            hosts = (host.strip().lower() if isinstance(host, str) else host for host in value)
+            return tuple(host for host in hosts if host != "")
         return value
 
     @field_validator("api_keys", mode="before")

@@ -255,6 +255,29 @@ def test_a_full_queue_refuses_with_a_retry_hint() -> None:
     run(scenario)
 
 
+def test_check_room_refuses_as_submit_many_would_and_queues_nothing() -> None:
+    async def scenario() -> None:
+        clock, recorder = FakeClock(), Recorder()
+        batcher = make(recorder, clock, size=1, queue=2)
+        batcher.check_room(2)  # room: returns
+        await occupy(batcher, recorder)
+        queued = [batcher.submit(1)]
+        batcher.check_room(1)
+        with pytest.raises(OverloadedError) as refused:
+            batcher.check_room(2)
+        assert refused.value.retry_after >= 1.0
+        with pytest.raises(InvalidParameterError, match="3 images in one request exceed the queue size"):
+            batcher.check_room(3)
+        assert batcher.depth == 1  # checking never queues
+        await release(recorder)
+        assert [await f for f in queued] == [10]
+        await batcher.close()
+        with pytest.raises(ModelNotReadyError, match="not accepting"):
+            batcher.check_room(1)
+
+    run(scenario)
+
+
 def test_close_runs_the_queued_items_without_waiting_then_refuses_new_ones() -> None:
     async def scenario() -> None:
         clock, recorder = FakeClock(), Recorder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 
 from visionserve.core.detections import Detections
-from visionserve.errors import ImageDecodeError, InvalidParameterError, ModelLoadError, ModelNotReadyError
+from visionserve.errors import (
+    ImageDecodeError,
+    InvalidParameterError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    OverloadedError,
+)
 from visionserve.models.labels import Labels
 from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import ModelSpec
@@ -182,3 +190,90 @@ def test_instances_default_to_one_per_core_for_opencv_models_only() -> None:
     pinned = network_spec("pinned", instances=3, backend="opencv_dnn")
     service, _ = service_with(opencv, onnx, pinned)
     assert {s.name: s.instances for s in service.models()} == {"cv": 2, "ort": 1, "pinned": 3}
+
+
+def test_warm_up_passes_run_inside_a_governor_lane() -> None:
+    """A warm-up is a forward pass: the governor must count it, so that no other pass changes
+    OpenCV's thread count while it runs."""
+
+    async def scenario() -> None:
+        running_during: list[int] = []
+        threads: list[int] = []
+
+        class Watching(WholeImage):
+            def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+                running_during.append(service.governor.running)
+                return super().infer(images, options)
+
+        spec = network_spec("cv", backend="opencv_dnn", instances=2)
+        repository = ModelRepository(None, {"cv": spec}, {}, default_name="cv")
+        service = DetectionService(repository, ServiceConfig(cores=2), set_threads=threads.append, load=Watching)
+        await service.start(wait=True)
+        assert running_during == [1, 1]  # one warm-up per instance, each holding a lane
+        assert threads == [2]  # a lone warm-up runs in solo mode, set before it started
+        await service.close()
+
+    run(scenario)
+
+
+def test_a_full_queue_and_too_many_images_are_refused_before_anything_is_decoded() -> None:
+    """Junk bytes would fail to decode: the refusal must come first."""
+
+    async def scenario() -> None:
+        armed, entered, gate = threading.Event(), threading.Event(), threading.Event()
+
+        class Held(WholeImage):
+            def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+                if armed.is_set():
+                    entered.set()
+                    gate.wait(30)
+                return super().infer(images, options)
+
+        batching = {"max_batch_size": 1, "queue_size": 2}
+        spec = network_spec("net", instances=1, batching=batching)
+        repository = ModelRepository(None, {"net": spec}, {}, default_name="net")
+        service = DetectionService(repository, ServiceConfig(cores=2), set_threads=lambda n: None, load=Held)
+        await service.start(wait=True)
+        armed.set()
+        try:
+            pending = [asyncio.ensure_future(service.detect(None, [jpeg(300, 300)]))]
+            assert await asyncio.to_thread(entered.wait, 30)  # the only instance is busy
+            pending += [asyncio.ensure_future(service.detect(None, [jpeg(300, 300)])) for _ in range(2)]
+            for _ in range(3000):
+                if service.model().queue_depth == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert service.model().queue_depth == 2
+            with pytest.raises(OverloadedError, match="queue of 2 is full"):
+                await service.detect(None, [b"junk"])
+            with pytest.raises(InvalidParameterError, match="3 images in one request exceed the queue size"):
+                await service.detect(None, [b"junk"] * 3)
+        finally:
+            gate.set()
+        assert [len(r) for r in await asyncio.gather(*pending)] == [1, 1, 1]
+        await service.close()
+
+    run(scenario)
+
+
+def test_resolving_a_name_takes_no_status_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request resolves its model name: that must not build a ModelStatus (which walks the queue)."""
+
+    async def scenario() -> None:
+        service, _ = service_with(network_spec("net", instances=1), network_spec("other", instances=1))
+        await service.start(wait=True)
+
+        def no_snapshot(name: str) -> None:
+            raise AssertionError(f"status({name!r}) was called")
+
+        monkeypatch.setattr(service.manager, "status", no_snapshot)
+        assert (service.resolve_name(None), service.resolve_name("other")) == ("net", "other")
+        assert service.spec("other").name == "other" and service.labels().name(0) == "thing"
+        (result,) = await service.detect("other", [jpeg(300, 300)])
+        assert result.model == "other"
+        with pytest.raises(ModelNotFoundError, match="unknown model 'nope'; available: net, other"):
+            service.resolve_name("nope")
+        monkeypatch.undo()
+        await service.close()
+
+    run(scenario)

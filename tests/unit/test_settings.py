@@ -68,6 +68,17 @@ def test_api_keys_as_a_list_in_the_file(tmp_path: Path) -> None:
     assert [k.get_secret_value() for k in Settings.load(config=config).api_keys] == ["alpha", "beta"]
 
 
+def test_url_hosts_from_a_yaml_list_are_normalised_like_a_comma_string(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, "url_image_hosts: [' Images.Example.COM ', '', CDN.example.org]\n")
+    from_file = Settings.load(config=config, jobs_url_hosts=("  Bucket.Example.NET", " "))
+    assert from_file.url_image_hosts == ("images.example.com", "cdn.example.org")
+    assert from_file.jobs_url_hosts == ("bucket.example.net",)
+    monkeypatch.setenv("VISIONSERVE_JOBS_URL_HOSTS", " Bucket.Example.NET , ,")
+    assert Settings.load().jobs_url_hosts == ("bucket.example.net",)
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [({"port": 0}, "port"), ({"max_body_bytes": 10}, "max_body_bytes"), ({"instances": 0}, "instances")],

@@ -32,7 +32,7 @@ from visionserve.api.wire.kserve_v2 import (
     request_options,
 )
 from visionserve.core.detections import Detections
-from visionserve.errors import InvalidParameterError
+from visionserve.errors import ImageTooLargeError, InvalidParameterError
 from visionserve.models.labels import Labels
 
 LABELS = Labels({1: "person", 17: "cat"})
@@ -262,7 +262,7 @@ def test_compressed_bodies_are_inflated_within_a_limit(encoding: str) -> None:
     payload = b'{"inputs": []}' * 10
     packed = gzip.compress(payload) if encoding == "gzip" else zlib.compress(payload)
     assert decode_body(packed, encoding, max_bytes=1000) == payload
-    with pytest.raises(InvalidParameterError, match="inflates to more than 100 bytes"):
+    with pytest.raises(ImageTooLargeError, match="inflates to more than 100 bytes"):
         decode_body(packed, encoding, max_bytes=100)
     with pytest.raises(InvalidParameterError, match="corrupt"):
         decode_body(b"not compressed", encoding, max_bytes=1000)

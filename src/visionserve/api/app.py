@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from visionserve import __version__
 from visionserve.api.auth import ApiKeyMiddleware
 from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
-from visionserve.api.jobs_wiring import JobsBodyLimit, JobsCollector, start_jobs, stop_jobs
+from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.limits import DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
 from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
@@ -54,14 +54,16 @@ def create_app(
         )
         app.state.service = running
         await running.start()
-        await start_jobs(app, settings, repository, jobs_service)
-        logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
         try:
+            await start_jobs(app, settings, repository, jobs_service)
+            logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
             yield
         finally:
-            await stop_jobs(app)
-            await running.close()
-            app.state.service = None
+            try:
+                await stop_jobs(app)
+            finally:
+                await running.close()
+                app.state.service = None
 
     app = FastAPI(
         title="visionserve",
@@ -77,7 +79,6 @@ def create_app(
     app.state.in_flight = in_flight
     app.state.service = None
     app.state.jobs = None
-    metrics.registry.register(JobsCollector(lambda: app.state.jobs))
 
     def draining() -> bool:
         running: DetectionService | None = app.state.service

@@ -3,7 +3,8 @@
 * :func:`start_jobs` / :func:`stop_jobs` build, start and stop the
   :class:`~visionserve.jobs.service.JobService` (``app.state.jobs``); blocking work (schema upgrade,
   joining worker threads) runs in a thread.
-* :class:`JobsCollector` reports, at scrape time, ``visionserve_job_items`` (pending and running
+* :class:`JobsCollector` reports, at scrape time (from the stats :func:`fetch_job_stats` read in a
+  thread), ``visionserve_job_items`` (pending and running
   items of unfinished jobs), ``visionserve_job_queue_depth`` (items waiting in the runner's queue) and
   ``visionserve_job_items_finished_last_minute`` (throughput).
 * :class:`JobsBodyLimit` gives ``POST /v1/jobs`` its own, larger body limit: a job is many images.
@@ -12,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from fastapi import FastAPI
 from prometheus_client.core import GaugeMetricFamily
@@ -24,7 +25,7 @@ from visionserve.api.limits import BodyLimitMiddleware
 from visionserve.errors import VisionServeError
 from visionserve.jobs.config import jobs_config
 from visionserve.jobs.factory import build_service
-from visionserve.jobs.service import JobService
+from visionserve.jobs.service import JobService, JobStats
 from visionserve.models.repository import ModelRepository
 from visionserve.settings import Settings
 
@@ -52,11 +53,24 @@ async def stop_jobs(app: FastAPI) -> None:
         await run_in_threadpool(service.stop)
 
 
-class JobsCollector(Collector):
-    """Job backlog and throughput, read from the job service at scrape time."""
+async def fetch_job_stats(service: JobService | None) -> JobStats | None:
+    """The job service's :meth:`~JobService.stats`, read in a worker thread (they query the
+    database and the broker); None without a job service or when they are unavailable (logged)."""
+    if service is None:
+        return None
+    try:
+        return await run_in_threadpool(service.stats)
+    except VisionServeError as exc:
+        logger.warning("job metrics unavailable: %s", exc)
+        return None
 
-    def __init__(self, jobs: Callable[[], JobService | None]) -> None:
-        self._jobs = jobs
+
+class JobsCollector(Collector):
+    """Job backlog and throughput from ``stats``, fetched before the scrape with
+    :func:`fetch_job_stats` (so that rendering does no I/O); empty families when None."""
+
+    def __init__(self, stats: JobStats | None) -> None:
+        self._stats = stats
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         items = GaugeMetricFamily("visionserve_job_items", "Unfinished items of jobs, by state", labels=["state"])
@@ -64,18 +78,13 @@ class JobsCollector(Collector):
         finished = GaugeMetricFamily(
             "visionserve_job_items_finished_last_minute", "Job items finished in the last 60 seconds"
         )
-        service = self._jobs()
-        if service is not None:
-            try:
-                stats = service.stats()
-            except VisionServeError as exc:
-                logger.warning("job metrics unavailable: %s", exc)
-            else:
-                items.add_metric(["pending"], stats.pending)
-                items.add_metric(["running"], stats.running)
-                if stats.queue_depth is not None:
-                    depth.add_metric([], stats.queue_depth)
-                finished.add_metric([], stats.finished_last_minute)
+        stats = self._stats
+        if stats is not None:
+            items.add_metric(["pending"], stats.pending)
+            items.add_metric(["running"], stats.running)
+            if stats.queue_depth is not None:
+                depth.add_metric([], stats.queue_depth)
+            finished.add_metric([], stats.finished_last_minute)
         yield items
         yield depth
         yield finished

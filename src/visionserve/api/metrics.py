@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,9 +103,21 @@ class Metrics:
         self.requests.labels(route, method, model, str(status)).inc()
         self.latency.labels(route, model).observe(seconds)
 
-    def render(self) -> tuple[bytes, str]:
-        """The exposition text and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def render(self, *extra: Collector) -> tuple[bytes, str]:
+        """The exposition text (the registry's metrics, then those of ``extra``) and its content
+        type. Collectors run in the calling thread: the service's must run on the event loop."""
+        return generate_latest(_Chain(self.registry, *extra)), CONTENT_TYPE_LATEST
+
+
+class _Chain(Collector):
+    """The metrics of several collectors, in order."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
 
 
 def _route_of(scope: Scope) -> str:

@@ -131,20 +131,9 @@ class Batcher(Generic[ItemT, ResultT]):
     def submit_many(self, items: Sequence[ItemT]) -> list[asyncio.Future[ResultT]]:
         """Queue ``items`` together (they leave in the same batch when it has room); one future each.
 
-        Raises :class:`ModelNotReadyError` once :meth:`close` was called (or before :meth:`start`),
-        :class:`OverloadedError` when the queue has no room for all of them, and
-        :class:`InvalidParameterError` when they could never fit (more than ``queue_size``).
+        Raises what :meth:`check_room` raises for ``len(items)``.
         """
-        if self._closing or self._task is None:
-            raise ModelNotReadyError(f"{self.name} is not accepting requests: it is stopping or stopped")
-        if len(items) > self.policy.queue_size:
-            raise InvalidParameterError(
-                f"{len(items)} images in one request exceed the queue size of {self.name} ({self.policy.queue_size})"
-            )
-        if self.depth + len(items) > self.policy.queue_size:
-            raise OverloadedError(
-                f"{self.name} is overloaded: its queue of {self.policy.queue_size} is full", self.retry_after()
-            )
+        self.check_room(len(items))
         loop = asyncio.get_running_loop()
         now = self._clock.now()
         immediate = not self.depth and self._running < self._capacity
@@ -152,6 +141,25 @@ class Batcher(Generic[ItemT, ResultT]):
         self._queue.extend(entries)
         self._wakeup.set()
         return [entry.future for entry in entries]
+
+    def check_room(self, count: int) -> None:
+        """Return when :meth:`submit_many` would take ``count`` items now, else raise: a cheap check
+        before costly work (decoding images) that a refusal would waste.
+
+        Raises :class:`ModelNotReadyError` once :meth:`close` was called (or before :meth:`start`),
+        :class:`OverloadedError` when the queue has no room for all of them, and
+        :class:`InvalidParameterError` when they could never fit (more than ``queue_size``).
+        """
+        if self._closing or self._task is None:
+            raise ModelNotReadyError(f"{self.name} is not accepting requests: it is stopping or stopped")
+        if count > self.policy.queue_size:
+            raise InvalidParameterError(
+                f"{count} images in one request exceed the queue size of {self.name} ({self.policy.queue_size})"
+            )
+        if self.depth + count > self.policy.queue_size:
+            raise OverloadedError(
+                f"{self.name} is overloaded: its queue of {self.policy.queue_size} is full", self.retry_after()
+            )
 
     def retry_after(self) -> float:
         """Seconds until the queue has likely made room: the queued batches times the mean batch

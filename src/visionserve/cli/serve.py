@@ -5,16 +5,19 @@ environment variable (``VISIONSERVE_MAX_BODY_BYTES``) and a key of the ``--confi
 flags win over the environment, which wins over the file.
 
 On SIGTERM (or Ctrl-C) the server drains: new requests get 503 and ``/readyz`` turns 503 while the
-requests in flight finish (for at most ``shutdown_timeout`` seconds); then it stops listening,
-unloads the models and exits with status 0. A second signal stops it at once.
+requests in flight finish; then it stops listening, unloads the models and exits with status 0.
+Draining and uvicorn's own wait for open connections share ``shutdown_timeout`` seconds. A second
+signal stops it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import sys
+import time
 import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -66,8 +69,19 @@ def _configure_logging(level: LogLevel) -> None:
     logging.getLogger("visionserve").setLevel(level.value.upper())
 
 
-def _draining_server(config: Any, drain: Callable[[], Awaitable[object]]) -> Any:
-    """A ``uvicorn.Server`` whose first SIGTERM/SIGINT drains before it stops (see module doc)."""
+def _draining_server(
+    config: Any,
+    drain: Callable[[float], Awaitable[object]],
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
+    """A ``uvicorn.Server`` whose first SIGTERM/SIGINT drains before it stops (see module doc).
+
+    ``drain(timeout)`` waits up to ``timeout`` seconds for the requests in flight; uvicorn's own
+    graceful wait (``config.timeout_graceful_shutdown``) then gets only what is left of ``timeout``
+    (0 when draining used it all), so the whole stop takes ``timeout`` seconds, not twice that.
+    ``clock``: monotonic seconds (tests inject a fake).
+    """
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
@@ -92,9 +106,12 @@ def _draining_server(config: Any, drain: Callable[[], Awaitable[object]]) -> Any
                 self._draining = self._loop.create_task(self._drain_then_exit())
 
         async def _drain_then_exit(self) -> None:
+            deadline = clock() + timeout
             try:
-                await drain()
+                await drain(timeout)
             finally:
+                # uvicorn hands this to asyncio.wait_for, which takes fractions of a second.
+                self.config.timeout_graceful_shutdown = max(0.0, deadline - clock())  # type: ignore[assignment]
                 self.should_exit = True
 
     return DrainingServer()
@@ -125,10 +142,10 @@ def serve(**flags: Any) -> None:
         port=settings.port,
         log_level=settings.log_level.value,
         access_log=settings.access_log,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),  # until a drain shortens it
         lifespan="on",
     )
-    server = _draining_server(config, lambda: drain(app, settings.shutdown_timeout))
+    server = _draining_server(config, lambda timeout: drain(app, timeout), settings.shutdown_timeout)
     _quiet_signals()
     server.run()
     if not server.started:

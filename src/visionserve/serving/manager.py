@@ -1,7 +1,8 @@
 """Which models are served, in which state, with their instances and batchers.
 
 Each model of the repository has a state (:class:`ModelState`). Loading opens its instances (each
-in its own thread), warms each up with one forward pass, and starts its batcher; unloading stops the
+in its own thread), warms each up with one forward pass (admitted by the thread governor like any
+other), and starts its batcher; unloading stops the
 batcher (queued requests still run) and closes the instances. Requests reach a model only while it
 is ``loaded``; otherwise :class:`~visionserve.errors.ModelNotReadyError` says why.
 """
@@ -198,6 +199,11 @@ class ModelManager:
             raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(self.names())}")
         return entry
 
+    def ensure_known(self, name: str) -> None:
+        """Raises :class:`ModelNotFoundError` unless ``name`` is a model of the repository (a dict
+        look-up: no snapshot, no queue walk)."""
+        self._get(name)
+
     def status(self, name: str) -> ModelStatus:
         """The snapshot of ``name``; raises :class:`ModelNotFoundError`."""
         entry = self._get(name)
@@ -271,8 +277,11 @@ class ModelManager:
         try:
             if failure is not None:
                 raise failure
+            uses_opencv = uses_opencv_threads(spec)
             for instance in instances:
-                await instance.warm_up()
+                # A warm-up is a forward pass: hold a lane so the thread count never changes under it.
+                async with self._governor.lane(uses_opencv, backlog=lambda: False):
+                    await instance.warm_up()
         except BaseException:
             await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
             raise

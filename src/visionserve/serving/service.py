@@ -193,7 +193,7 @@ class DetectionService:
     def resolve_name(self, model: str | None) -> str:
         """``model`` or the default model's name; raises :class:`ModelNotFoundError` when unknown."""
         name = model or self.default_model
-        self.manager.status(name)
+        self.manager.ensure_known(name)
         return name
 
     def spec(self, model: str | None = None) -> ModelSpec:
@@ -247,6 +247,7 @@ class DetectionService:
         served = self.manager.served(self.resolve_name(model))
         if not images:
             raise InvalidParameterError("no image given")
+        served.batcher.check_room(len(images))  # refuse before decoding, not after
         target = None if full_size else served.spec.input
         options = options or PredictOptions()
         if len(images) == 1 and isinstance(images[0], bytes) and served.idle():

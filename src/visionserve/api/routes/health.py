@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from visionserve.api.deps import MetricsDep, ServiceDep
+from visionserve.api.jobs_wiring import JobsCollector, fetch_job_stats
 
 router = APIRouter(tags=["health"])
 
@@ -30,6 +31,8 @@ async def readyz(service: ServiceDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(metrics: MetricsDep) -> Response:
-    body, content_type = metrics.render()
+async def metrics(request: Request, metrics: MetricsDep) -> Response:
+    # Job stats query the database and the broker: read them in a thread, render on the loop.
+    stats = await fetch_job_stats(getattr(request.app.state, "jobs", None))
+    body, content_type = metrics.render(JobsCollector(stats))
     return Response(body, media_type=content_type)

@@ -119,8 +119,9 @@ async def registry(request: Request, service: ServiceDep) -> Response:
 async def add(request: Request, service: ServiceDep) -> Response:
     body = rf.parse_add_request(await request.body())
     check_key(request, body.api_key, request.query_params.get("api_key"))
-    tag_model(request, body.model_id)
-    await service.load(body.model_id)
+    name = service.resolve_name(body.model_id)  # unknown names never become a metric label
+    tag_model(request, name)
+    await service.load(name)
     return _registry(service)
 
 
@@ -128,8 +129,9 @@ async def add(request: Request, service: ServiceDep) -> Response:
 async def remove(request: Request, service: ServiceDep) -> Response:
     body = rf.parse_clear_request(await request.body())
     check_key(request, request.query_params.get("api_key"))
-    tag_model(request, body.model_id)
-    await service.unload(body.model_id)
+    name = service.resolve_name(body.model_id)  # unknown names never become a metric label
+    tag_model(request, name)
+    await service.unload(name)
     return _registry(service)
 
 

@@ -43,7 +43,7 @@ from visionserve.api.wire.kserve_tensors import (
     tensor_to_json,
 )
 from visionserve.core.detections import Detections
-from visionserve.errors import InvalidParameterError
+from visionserve.errors import ImageTooLargeError, InvalidParameterError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ColorOrder
 
@@ -170,8 +170,8 @@ class ParsedInfer:
 def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
     """``body`` undone from ``Content-Encoding`` gzip or deflate (zlib), at most ``max_bytes`` long.
 
-    Raises :class:`InvalidParameterError` for an unknown encoding, corrupt data or a body that
-    inflates past ``max_bytes``.
+    Raises :class:`InvalidParameterError` for an unknown encoding or corrupt data, and
+    :class:`ImageTooLargeError` (413, like any too-large body) for one that inflates past ``max_bytes``.
     """
     encoding = (content_encoding or "identity").strip().lower()
     if encoding == "identity":
@@ -184,7 +184,7 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> by
     except zlib.error as exc:
         raise InvalidParameterError(f"corrupt {encoding} body: {exc}") from None
     if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise InvalidParameterError(f"request body inflates to more than {max_bytes} bytes")
+        raise ImageTooLargeError(f"request body inflates to more than {max_bytes} bytes")
     return data
 
 
