@@ -164,9 +164,12 @@ class StoreContract:
         assert store.backlog() == {ItemState.PENDING: 2, ItemState.RUNNING: 1}
         assert store.finished_since(T0) == 1
         assert store.finished_since(T0 + timedelta(minutes=1)) == 0
-        assert store.undispatched(T0 + timedelta(minutes=10)) == [new]  # `old` is running already
-        assert store.undispatched(T0 + timedelta(minutes=1)) == []
+        # `old` is running but was never marked dispatched: a dispatch that failed partway
+        assert store.undispatched(T0 + timedelta(minutes=10)) == [old, new]
+        assert store.undispatched(T0 + timedelta(minutes=1)) == [old]
+        assert store.undispatched(T0) == []
         store.mark_dispatched(new, T0)
+        store.mark_dispatched(old, T0)
         assert store.undispatched(T0 + timedelta(minutes=10)) == []
 
     def test_expired_and_delete(self, storage: Storage) -> None:

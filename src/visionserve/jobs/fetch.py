@@ -14,6 +14,19 @@ import httpx
 from visionserve.errors import InputError, InvalidParameterError
 
 
+def check_http_url(url: str, what: str) -> httpx.URL:
+    """``url`` parsed, if it is an http(s) URL with a host that an HTTP client accepts (a numeric port
+    in range, brackets that close); else :class:`InvalidParameterError` naming ``what``."""
+    try:
+        parsed = httpx.URL(url)
+        urlsplit(url).port  # noqa: B018  (raises ValueError for a port out of range)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise InvalidParameterError(f"{what} is not a valid URL: {url!r} ({exc})") from exc
+    if parsed.scheme not in {"http", "https"} or not parsed.host:
+        raise InvalidParameterError(f"{what} is not an http(s) URL: {url!r}")
+    return parsed
+
+
 class UrlFetcher:
     """Fetch image URLs whose host is in ``allowed_hosts`` (exact, case-insensitive names, optionally
     with ``:port``), at most ``max_bytes`` each. Redirects are not followed: they could leave the list."""
@@ -33,10 +46,9 @@ class UrlFetcher:
         """``url`` if it is http(s) and its host is allowed; else :class:`InvalidParameterError`."""
         if not self.allowed_hosts:
             raise InvalidParameterError("image URLs are turned off on this server (VISIONSERVE_JOBS_URL_HOSTS)")
+        check_http_url(url, "an image URL")
         parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise InvalidParameterError(f"not an http(s) URL: {url!r}")
-        host = parts.hostname.lower()
+        host = (parts.hostname or "").lower()
         if host not in self.allowed_hosts and parts.netloc.lower().rsplit("@", 1)[-1] not in self.allowed_hosts:
             raise InvalidParameterError(f"host {host!r} is not on this server's list of allowed image hosts")
         return url

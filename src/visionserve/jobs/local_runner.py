@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from visionserve.errors import ConfigError, StorageError
+from visionserve.errors import ConfigError, StorageError, VisionServeError
 from visionserve.jobs.processing import ItemProcessor
 from visionserve.jobs.webhooks import WebhookDispatcher
 
@@ -41,7 +41,8 @@ def lower_thread_priority(increment: int) -> None:
 class LocalRunner:
     """``workers`` threads; thread ``n`` builds its processor with ``make_processor(n)`` when it starts,
     so models load in the thread that uses them. ``webhooks`` may be None (webhooks turned off).
-    A :class:`StorageError` puts the item back after ``retry_s`` seconds. ``nice`` is added to the
+    A :class:`StorageError` or an unexpected exception puts the item back after ``retry_s`` seconds (an
+    item whose claims keep failing ends failed after ``max_attempts`` claims). ``nice`` is added to the
     nice value of each job thread (0 keeps it)."""
 
     def __init__(
@@ -133,6 +134,10 @@ class LocalRunner:
             log.warning("item %s/%d: %s; retrying in %.1f s", job_id, index, exc, self._retry_s)
             if not self._stopping.wait(self._retry_s):
                 self._items.put((job_id, index))
+        except Exception:  # a bug must not end this thread: the pool would silently shrink
+            log.exception("item %s/%d: unexpected error; retrying in %.1f s", job_id, index, self._retry_s)
+            if not self._stopping.wait(self._retry_s):  # each claim counts an attempt: it ends failed
+                self._items.put((job_id, index))
 
     def _deliver(self) -> None:
         while not self._stopping.is_set():
@@ -141,7 +146,9 @@ class LocalRunner:
                 continue
             try:
                 self._webhooks.run(job_id, self._stopping.wait)
-            except StorageError as exc:
+            except VisionServeError as exc:
                 log.warning("webhook of job %s: %s", job_id, exc)
+            except Exception:  # a bug must not end this thread: no later webhook would be sent
+                log.exception("webhook of job %s: unexpected error", job_id)
         if self._webhooks is not None:
             self._webhooks.close()

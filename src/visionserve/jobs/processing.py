@@ -19,7 +19,7 @@ from enum import StrEnum
 import cv2
 
 from visionserve.core.detections import Detections
-from visionserve.core.images import DEFAULT_MAX_PIXELS, decode_image
+from visionserve.core.images import DEFAULT_MAX_PIXELS
 from visionserve.errors import (
     ConfigError,
     InferenceError,
@@ -47,6 +47,7 @@ from visionserve.models.loading import load_model
 from visionserve.models.repository import ModelRepository
 from visionserve.pipeline import Predictor
 from visionserve.render.annotators import crops, default_annotators, render
+from visionserve.serving.instances import decode_for_model
 from visionserve.types import BGRImage
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,10 @@ class ModelCache:
         self._models: dict[str, Predictor] = {}
 
     def get(self, name: str) -> Predictor:
-        """The model called ``name``. Raises what :meth:`ModelRepository.resolve` and ``load`` raise."""
+        """The model called ``name`` (a repository name, never a path). Raises what
+        :meth:`ModelRepository.get` and ``load`` raise."""
         if name not in self._models:
-            spec = spec_on_device(self._repository.resolve(name), self._device)
+            spec = spec_on_device(self._repository.get(name), self._device)
             self._models[name] = self._load(spec)
             log.info("loaded model %s on %s", name, self._device)
         return self._models[name]
@@ -145,10 +147,10 @@ class ItemProcessor:
         try:
             model = self._models.get(claim.model)
         except (ModelNotFoundError, ModelLoadError, ConfigError) as exc:
-            ended = self._store.fail_job(job_id, f"cannot load model {claim.model!r}: {exc}", self._clock())
-            if ended is not None:
-                self._on_ended(ended)
-            return Outcome.JOB_FAILED
+            return self._fail_job(job_id, f"cannot load model {claim.model!r}: {exc}")
+        except Exception as exc:  # an untranslated load error must not leave the item claimed forever
+            log.exception("model %s of job %s failed to load unexpectedly", claim.model, job_id)
+            return self._fail_job(job_id, f"cannot load model {claim.model!r}: {type(exc).__name__}: {exc}")
         try:
             output = self._run(claim, model)
         except StorageError:
@@ -161,6 +163,12 @@ class ItemProcessor:
         committed = self._store.commit(claim, output, self._config.worker, self._clock())
         self._end_if_complete(job_id)
         return Outcome.DONE if committed else Outcome.STALE
+
+    def _fail_job(self, job_id: str, error: str) -> Outcome:
+        ended = self._store.fail_job(job_id, error, self._clock())
+        if ended is not None:
+            self._on_ended(ended)
+        return Outcome.JOB_FAILED
 
     def _fail(self, claim: Claim, error: str) -> Outcome:
         failed = self._store.fail_item(claim, error, self._clock())
@@ -185,8 +193,7 @@ class ItemProcessor:
         fetched = time.perf_counter()
         options = claim.options
         keep_pixels = options.crops or options.annotate
-        size = None if keep_pixels or model.spec.input is None else (model.spec.input.width, model.spec.input.height)
-        decoded = decode_image(data, self._config.max_pixels, size)
+        decoded = decode_for_model(data, self._config.max_pixels, None if keep_pixels else model.spec.input)
         decoded_at = time.perf_counter()
         (found,) = model.infer([decoded.image], options.predict_options()).detections
         inferred = time.perf_counter()
@@ -220,4 +227,7 @@ class ItemProcessor:
         return count
 
     def close(self) -> None:
+        """Close the models and the URL fetcher (its HTTP client)."""
         self._models.close()
+        if self._fetcher is not None:
+            self._fetcher.close()

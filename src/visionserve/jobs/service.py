@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from visionserve.errors import (
     ImageTooLargeError,
@@ -25,7 +24,7 @@ from visionserve.errors import (
     StorageError,
     VisionServeError,
 )
-from visionserve.jobs.fetch import UrlFetcher
+from visionserve.jobs.fetch import UrlFetcher, check_http_url
 from visionserve.jobs.model import (
     DetectionRecord,
     Item,
@@ -51,6 +50,11 @@ from visionserve.models.repository import ModelRepository
 from visionserve.pipeline import resolve_classes
 
 log = logging.getLogger(__name__)
+
+
+#: How old an undispatched job must be before it counts as stranded: a job younger than this may
+#: still be in the hands of a server that is submitting it (another replica, or one still starting).
+DISPATCH_GRACE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -126,14 +130,15 @@ class JobService:
             for job_id in self.store.pending_webhooks():
                 self.runner.notify(job_id)
             return
-        self.dispatch_stranded(self._clock())
+        self.dispatch_stranded(self._clock() - DISPATCH_GRACE)
 
     def dispatch_stranded(self, created_before: datetime) -> int:
-        """Hand a durable runner the queued jobs created before ``created_before`` that never reached
-        it (the broker was down, or the server stopped in between); how many."""
+        """Hand a durable runner the pending items of the active jobs created before ``created_before``
+        that were never marked dispatched (the broker was down, a dispatch failed partway, or the
+        server stopped in between); how many jobs. Items already claimed are the broker's already."""
         stranded = self.store.undispatched(created_before)
         for job_id in stranded:
-            indices = [item.index for item in self.store.items(job_id) if not item.state.terminal]
+            indices = [item.index for item in self.store.items(job_id) if item.state is ItemState.PENDING]
             self.runner.submit(job_id, indices)
             self.store.mark_dispatched(job_id, self._clock())
             log.info("dispatched stranded job %s (%d items)", job_id, len(indices))
@@ -155,7 +160,7 @@ class JobService:
             try:
                 self.purge_expired()
                 if self.runner.durable:
-                    self.dispatch_stranded(self._clock() - timedelta(minutes=1))
+                    self.dispatch_stranded(self._clock() - DISPATCH_GRACE)
             except VisionServeError as exc:
                 log.warning("jobs housekeeping failed: %s", exc)
 
@@ -172,8 +177,12 @@ class JobService:
             options = dataclasses.replace(options, classes=tuple(sorted(resolve_classes(classes, spec_labels(spec)))))
         self._check(new)
         job_id = new_job_id()
-        self._store_inputs(job_id, new.inputs)
-        job = self.store.create(job_id, spec.name, options, new.inputs, new.webhook_url, self._clock())
+        try:
+            self._store_inputs(job_id, new.inputs)
+            job = self.store.create(job_id, spec.name, options, new.inputs, new.webhook_url, self._clock())
+        except BaseException:  # no job row refers to the inputs: remove them (an upload cut short too)
+            self._discard_inputs(job_id)
+            raise
         try:
             self.runner.submit(job_id, range(len(new.inputs)))
         except StorageError as exc:  # stored all the same: housekeeping dispatches it once the broker is back
@@ -184,16 +193,23 @@ class JobService:
         return job
 
     def _store_inputs(self, job_id: str, inputs: Sequence[JobInput]) -> None:
-        """Put each uploaded image in the artifact store, reading one at a time; on an image over the
-        size limit, remove what was stored and raise :class:`ImageTooLargeError`."""
+        """Put each uploaded image in the artifact store, reading one at a time; raise
+        :class:`ImageTooLargeError` for an image over the size limit (the caller removes what was stored)."""
         for index, one in enumerate(inputs):
             data = one.data if one.data is not None else one.read() if one.read is not None else None
             if data is None:
                 continue
             if len(data) > self.limits.max_image_bytes:
-                self.artifacts.delete_prefix(job_prefix(job_id))
                 raise ImageTooLargeError(self._too_large(one.name, len(data)))
             self.artifacts.put(input_key(job_id, index), data)
+
+    def _discard_inputs(self, job_id: str) -> None:
+        """Remove the stored inputs of a job that was not created; a failure is logged, so that the
+        error that stopped the job is the one raised."""
+        try:
+            self.artifacts.delete_prefix(job_prefix(job_id))
+        except Exception:
+            log.exception("inputs of job %s not removed", job_id)
 
     def _too_large(self, name: str, size: int) -> str:
         return f"image {name!r} has {size} bytes; the limit is {self.limits.max_image_bytes}"
@@ -213,9 +229,7 @@ class JobService:
         if new.webhook_url is not None:
             if not self._webhooks:
                 raise InvalidParameterError("webhooks are turned off on this server (no VISIONSERVE_WEBHOOK_SECRET)")
-            parts = urlsplit(new.webhook_url)
-            if parts.scheme not in {"http", "https"} or not parts.hostname:
-                raise InvalidParameterError(f"webhook_url must be an http(s) URL, got {new.webhook_url!r}")
+            check_http_url(new.webhook_url, "webhook_url")
 
     # -- read ------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

@@ -100,7 +100,8 @@ class JobStore(Protocol):
         ...
 
     def undispatched(self, created_before: datetime) -> list[str]:
-        """Queued jobs created before ``created_before`` whose items never reached the runner."""
+        """Queued or running jobs created before ``created_before`` that were never marked dispatched
+        (a dispatch that failed partway may have started some of their items), oldest first."""
         ...
 
     def backlog(self) -> dict[ItemState, int]:

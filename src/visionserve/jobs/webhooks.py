@@ -82,7 +82,8 @@ class AttemptResult:
 
 
 def post_once(client: httpx.Client, url: str, body: bytes, secret: str, delivery: str) -> AttemptResult:
-    """One POST of ``body`` to ``url``; never raises for network or HTTP errors."""
+    """One POST of ``body`` to ``url``; never raises for network or HTTP errors or an invalid URL (a
+    rejected attempt)."""
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(body, secret),
@@ -93,6 +94,8 @@ def post_once(client: httpx.Client, url: str, body: bytes, secret: str, delivery
         response = client.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
         return AttemptResult(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
+    except httpx.InvalidURL as exc:  # stored before URLs were checked this strictly: retrying cannot help
+        return AttemptResult(Outcome.REJECTED, f"invalid URL: {exc}")
     if response.is_success:
         return AttemptResult(Outcome.DELIVERED, str(response.status_code))
     if response.status_code >= 500 or response.status_code in _RETRIED_STATUS:

@@ -47,19 +47,15 @@ def read_labels_file(path: Path) -> Labels:
 
     ``.yaml``/``.yml``/``.json``: a list of names or a mapping of id to name. Otherwise text, one
     label a line: ``name`` (its id is the line's index among non-comment lines) or ``<id> <name>``.
-    Lines starting with ``#`` are comments.
+    Lines starting with ``#`` are comments. Raises :class:`ModelSpecError` naming ``path`` for a file
+    that cannot be read or parsed, or a mapping whose keys are not integers.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ModelSpecError(f"{path}: cannot read labels: {exc.strerror}") from exc
     if path.suffix.lower() in {".yaml", ".yml", ".json"}:
-        data = yaml.safe_load(text)
-        if isinstance(data, list):
-            return Labels.from_list([str(n) for n in data])
-        if isinstance(data, dict):
-            return Labels({int(k): str(v) for k, v in data.items()})
-        raise ModelSpecError(f"{path}: labels must be a list or a mapping of id to name")
+        return _structured_labels(path, text)
     names: dict[int, str] = {}
     lines = [line.strip() for line in text.splitlines()]
     for index, line in enumerate(line for line in lines if line and not line.startswith("#")):
@@ -69,3 +65,19 @@ def read_labels_file(path: Path) -> Labels:
         else:
             names[index] = line
     return Labels(names)
+
+
+def _structured_labels(path: Path, text: str) -> Labels:
+    """Labels from YAML or JSON ``text``: a list of names or a mapping of integer id to name."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ModelSpecError(f"{path}: labels are not valid YAML/JSON: {exc}") from exc
+    if isinstance(data, list):
+        return Labels.from_list([str(n) for n in data])
+    if isinstance(data, dict):
+        try:
+            return Labels({int(k): str(v) for k, v in data.items()})
+        except (TypeError, ValueError) as exc:
+            raise ModelSpecError(f"{path}: label ids must be integers: {exc}") from exc
+    raise ModelSpecError(f"{path}: labels must be a list or a mapping of id to name")

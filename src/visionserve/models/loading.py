@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from visionserve.backends.registry import open_session
+from visionserve.errors import ModelLoadError, VisionServeError
 from visionserve.models.labels import Labels, read_labels_file
 from visionserve.models.spec import BackendKind, ModelSpec
 from visionserve.pipeline import NetworkModel, Predictor
-from visionserve.plugins import PluginModel, import_plugin
+from visionserve.plugins import Plugin, PluginModel, import_plugin
 
 
 def spec_labels(spec: ModelSpec) -> Labels:
@@ -21,10 +22,23 @@ def spec_labels(spec: ModelSpec) -> Labels:
 
 
 def load_model(spec: ModelSpec) -> Predictor:
-    """Load one instance of ``spec``. Raises :class:`~visionserve.errors.ModelLoadError`."""
+    """Load one instance of ``spec``. Raises :class:`~visionserve.errors.ModelLoadError` (also for any
+    exception a plugin raises while its module is imported, its class built or its ``load`` runs) or
+    :class:`~visionserve.errors.ModelSpecError` for an unreadable labels file."""
     labels = spec_labels(spec)
     if spec.backend is BackendKind.PLUGIN:
-        plugin = import_plugin(spec.plugin or "", search_path=str(spec.root))
-        plugin.load(spec)
-        return PluginModel(spec, plugin, labels)
+        return PluginModel(spec, _load_plugin(spec), labels)
     return NetworkModel(spec, open_session(spec), labels)
+
+
+def _load_plugin(spec: ModelSpec) -> Plugin:
+    """Import, build and load the plugin of ``spec``; third-party code, so any exception it raises
+    becomes :class:`~visionserve.errors.ModelLoadError` (visionserve's own errors pass unchanged)."""
+    try:
+        plugin = import_plugin(spec.plugin or "", search_path=str(spec.root), namespace=spec.name)
+        plugin.load(spec)
+    except VisionServeError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"plugin {spec.plugin!r} failed to load: {type(exc).__name__}: {exc}") from exc
+    return plugin

@@ -312,8 +312,8 @@ class SqlJobStore:
             c.execute(update(jobs).where(jobs.c.id == job_id).values(dispatched_at=now))
 
     def undispatched(self, created_before: datetime) -> list[str]:
-        query = select(jobs.c.id).where(
-            jobs.c.state == JobState.QUEUED.value, jobs.c.dispatched_at.is_(None), jobs.c.created_at < created_before
+        query = select(jobs.c.id).where(  # running too: a dispatch that failed partway started the job
+            jobs.c.state.in_(_ACTIVE_JOBS), jobs.c.dispatched_at.is_(None), jobs.c.created_at < created_before
         )
         with self._db.begin() as c:
             return list(c.execute(query.order_by(jobs.c.created_at)).scalars())
