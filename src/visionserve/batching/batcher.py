@@ -115,10 +115,6 @@ class Batcher(Generic[ItemT, ResultT]):
         """Batches running now."""
         return self._running
 
-    @property
-    def closed(self) -> bool:
-        return self._closing
-
     def start(self) -> None:
         """Start the dispatcher task (call from the event loop that will use the batcher)."""
         if self._task is None:

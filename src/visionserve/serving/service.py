@@ -214,9 +214,6 @@ class DetectionService:
     async def unload(self, name: str) -> ModelStatus:
         return await self.manager.unload(self.resolve_name(name))
 
-    def queue_depths(self) -> dict[str, int]:
-        return {status.name: status.queue_depth for status in self.manager.statuses()}
-
     # -- detection --------------------------------------------------------------------------
 
     async def detect(

@@ -66,11 +66,6 @@ def crop_index(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def crop_key(task_id: str, index: int) -> str:
-    """The storage key of a crop: ``uploads/<task_id>/<index>.jpg``."""
-    return f"uploads/{task_id}/{crop_name(index)}"
-
-
 def render_upload(
     task_id: str, detections: Detections, labels: Labels, crop_url: Callable[[int], str]
 ) -> UploadResponse:
