@@ -110,6 +110,7 @@ def test_api_key_in_the_form_as_deepstack_sends_it(keyed: ServerProcess) -> None
     image = cv2.imencode(".jpg", photo("chelsea"))[1].tobytes()
     missing = post(keyed, "/v1/vision/detection", image)
     assert missing.status_code == 401 and missing.json()["success"] is False
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")  # the same headers as native errors
     wrong = post(keyed, "/v1/vision/detection", image, api_key="guess")
     assert wrong.status_code == 401 and wrong.json()["error"] == "Incorrect api key"
     right = post(keyed, "/v1/vision/detection", image, api_key=API_KEY)

@@ -88,34 +88,44 @@ def error_response(
     return JSONResponse(error_body(code, message, **extra), status_code=status, headers=dict(headers or {}))
 
 
+def log_internal(exc: BaseException, request_line: str, debug: bool) -> tuple[str, str | None]:
+    """Log ``exc`` with its traceback under a fresh error id; the id, and the traceback text when
+    ``debug`` (answers show it only then)."""
+    error_id = uuid.uuid4().hex[:16]
+    logger.error("internal error %s on %s: %s", error_id, request_line, exc, exc_info=exc)
+    return error_id, "".join(traceback.format_exception(exc)) if debug else None
+
+
+def error_headers(exc: VisionServeError) -> dict[str, str]:
+    """The headers a deliberate error implies: ``Retry-After`` for overload and shutdown (with
+    ``Connection: close`` for shutdown), ``WWW-Authenticate`` for a missing or wrong key."""
+    if isinstance(exc, OverloadedError):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if isinstance(exc, ShuttingDownError):
+        return {"Retry-After": "1", "Connection": "close"}
+    if isinstance(exc, AuthenticationError):
+        return {"WWW-Authenticate": 'Bearer realm="visionserve"'}
+    return {}
+
+
 def internal_error_response(
     exc: BaseException, request_line: str, debug: bool, code: str = "internal_error", message: str = "internal error"
 ) -> JSONResponse:
     """A 500 with a fresh error id, logged with the traceback (which the answer shows only when
     ``debug``)."""
-    error_id = uuid.uuid4().hex[:16]
-    logger.error("internal error %s on %s: %s", error_id, request_line, exc, exc_info=exc)
+    error_id, trace = log_internal(exc, request_line, debug)
     extra: dict[str, Any] = {"id": error_id}
-    if debug:
-        extra["traceback"] = "".join(traceback.format_exception(exc))
+    if trace is not None:
+        extra["traceback"] = trace
     return error_response(500, code, f"{message} (error id {error_id})", **extra)
 
 
 def visionserve_error_response(exc: VisionServeError, request_line: str, debug: bool) -> JSONResponse:
-    """The answer for a deliberate error: its table status, its message, and the headers it implies
-    (``Retry-After`` for overload and shutdown, ``WWW-Authenticate`` for a missing key)."""
+    """The answer for a deliberate error: its table status, its message, and :func:`error_headers`."""
     status, code = status_of(exc)
     if status == HTTPStatus.INTERNAL_SERVER_ERROR:
         return internal_error_response(exc, request_line, debug, code, str(exc))
-    headers: dict[str, str] = {}
-    if isinstance(exc, OverloadedError):
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    elif isinstance(exc, ShuttingDownError):
-        headers["Retry-After"] = "1"
-        headers["Connection"] = "close"
-    elif isinstance(exc, AuthenticationError):
-        headers["WWW-Authenticate"] = 'Bearer realm="visionserve"'
-    return error_response(status, code, str(exc), headers)
+    return error_response(status, code, str(exc), error_headers(exc))
 
 
 def _request_line(request: Request) -> str:

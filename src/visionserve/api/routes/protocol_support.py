@@ -10,9 +10,6 @@ with :func:`check_key` instead of in the API-key middleware.
 from __future__ import annotations
 
 import logging
-import math
-import traceback
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -24,8 +21,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visionserve.api.auth import key_matches, presented_key
-from visionserve.api.errors import status_of
-from visionserve.errors import AuthenticationError, OverloadedError, ShuttingDownError, VisionServeError
+from visionserve.api.errors import error_headers, log_internal, status_of
+from visionserve.errors import AuthenticationError, VisionServeError
 from visionserve.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,17 +55,11 @@ def describe_error(exc: Exception, request: Request, debug: bool) -> ProtocolErr
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return ProtocolError(exc.status_code, message, dict(exc.headers or {}))
     status = int(status_of(exc)[0]) if isinstance(exc, VisionServeError) else 500
-    headers: dict[str, str] = {}
-    if isinstance(exc, OverloadedError):
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    elif isinstance(exc, ShuttingDownError):
-        headers["Retry-After"] = "1"
+    headers = error_headers(exc) if isinstance(exc, VisionServeError) else {}
     if status < 500:
         return ProtocolError(status, str(exc), headers)
-    error_id = uuid.uuid4().hex[:16]
-    logger.error("internal error %s on %s %s: %s", error_id, request.method, request.url.path, exc, exc_info=exc)
+    error_id, trace = log_internal(exc, f"{request.method} {request.url.path}", debug)
     detail = str(exc) if isinstance(exc, VisionServeError) else "internal error"
-    trace = "".join(traceback.format_exception(exc)) if debug else None
     return ProtocolError(status, f"{detail} (error id {error_id})", headers, trace)
 
 
