@@ -1,7 +1,7 @@
 """Builders of tiny models whose outputs are known exactly, for end-to-end tests of the real loading,
 preprocessing and decoding code.
 
-* :func:`constant_onnx` writes an ONNX graph whose output is a hand-made tensor, whatever the image:
+* :func:`constant_onnx` writes an ONNX graph whose outputs are hand-made tensors, whatever the image:
   ``output = table + 0 * sum(images)`` (the sum gives the output its batch dimension and keeps the
   input in the graph), with optional Ultralytics-style metadata.
 * :func:`darknet_detector` writes a Darknet ``.cfg`` + ``.weights`` pair that OpenCV's
@@ -50,33 +50,41 @@ def constant_onnx(
     metadata: Mapping[str, str] | None = None,
     input_name: str = "images",
     output_name: str = "output0",
+    extra_outputs: Mapping[str, FloatArray] | None = None,
 ) -> Path:
-    """Write an ONNX model whose output is ``table`` (leading dimension 1) broadcast over the batch.
+    """Write an ONNX model whose output is ``table`` (leading dimension 1) broadcast over the batch,
+    followed by ``extra_outputs`` (name -> tensor with a leading dimension of 1), broadcast the same way
+    (e.g. the prototypes of a segmentation model).
 
     ``input_shape`` is ``[B, 3, H, W]``; a string dimension (e.g. ``"batch"``) is dynamic.
     """
-    if table.shape[0] != 1:
-        raise ValueError(f"table must have a leading dimension of 1, got shape {table.shape}")
+    outputs = {output_name: table, **(extra_outputs or {})}
     batch = input_shape[0]
-    out_shape = [batch, *table.shape[1:]]
-    ones = [1] * (table.ndim - 1)
-    nodes = [
-        helper.make_node("ReduceSum", [input_name, "axes"], ["total"], keepdims=1),
-        helper.make_node("Reshape", ["total", "batch_shape"], ["per_image"]),
-        helper.make_node("Mul", ["per_image", "zero"], ["zeros"]),
-        helper.make_node("Add", ["zeros", "table"], [output_name]),
-    ]
+    nodes = [helper.make_node("ReduceSum", [input_name, "axes"], ["total"], keepdims=1)]
     initializers = [
         numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes"),
-        numpy_helper.from_array(np.array([-1, *ones], np.int64), "batch_shape"),
         numpy_helper.from_array(np.zeros((), np.float32), "zero"),
-        numpy_helper.from_array(table.astype(np.float32), "table"),
     ]
+    infos = []
+    for index, (name, value) in enumerate(outputs.items()):
+        if value.shape[0] != 1:
+            raise ValueError(f"output {name} must have a leading dimension of 1, got shape {value.shape}")
+        ones = [1] * (value.ndim - 1)
+        nodes += [
+            helper.make_node("Reshape", ["total", f"batch_shape{index}"], [f"per_image{index}"]),
+            helper.make_node("Mul", [f"per_image{index}", "zero"], [f"zeros{index}"]),
+            helper.make_node("Add", [f"zeros{index}", f"table{index}"], [name]),
+        ]
+        initializers += [
+            numpy_helper.from_array(np.array([-1, *ones], np.int64), f"batch_shape{index}"),
+            numpy_helper.from_array(value.astype(np.float32), f"table{index}"),
+        ]
+        infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, *value.shape[1:]]))
     graph = helper.make_graph(
         nodes,
         "constant",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
-        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, out_shape)],
+        infos,
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="visionserve-tests")

@@ -10,6 +10,7 @@ classes below to their own codes in one table (HTTP status codes live in ``api/e
     │   ├── ImageTooLargeError        too many pixels (decompression bombs) or bytes
     │   ├── UnsupportedMediaTypeError a content type that is not an image
     │   └── InvalidParameterError     a threshold, class list or option out of range
+    │       └── WrongTaskError        the model's task does not answer this interface (boxes of a classifier)
     ├── ModelNotFoundError            no model of that name in the repository
     ├── ModelNotReadyError            the model exists but is not loaded (or is unloading)
     ├── OverloadedError               a queue is full; try again later
@@ -54,6 +55,10 @@ class UnsupportedMediaTypeError(InputError):
 
 class InvalidParameterError(InputError):
     """An option such as a threshold or a class filter is out of range."""
+
+
+class WrongTaskError(InvalidParameterError):
+    """The model's task does not give what this interface answers (e.g. boxes from a classifier)."""
 
 
 class ModelNotFoundError(VisionServeError):

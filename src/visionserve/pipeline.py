@@ -1,7 +1,7 @@
-"""A loaded model: images in, :class:`Detections` out, over a batch.
+"""A loaded model: images in, one :data:`~visionserve.core.prediction.Prediction` per image out.
 
-``preprocess -> session.run -> decoder -> NMS/filter -> map to source pixels``. Each stage is timed
-so that the server can report where the time went.
+``preprocess -> session.run -> decoder -> NMS/filter/top-k -> map to source pixels``. Each stage is
+timed so that the server can report where the time went.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from typing import Protocol
 import numpy as np
 
 from visionserve.backends.base import Session
+from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
 from visionserve.core.geometry import Fit
 from visionserve.core.nms import class_aware_nms
-from visionserve.decoders.base import Candidates, DecodeParams, get_decoder
+from visionserve.core.prediction import Prediction
+from visionserve.decoders.base import Candidates, ClassScores, Decoded, DecodeParams, get_decoder
 from visionserve.errors import DecodeError, InvalidParameterError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec
 from visionserve.preprocess import Preprocessor
-from visionserve.types import AnyArray, BGRImage
+from visionserve.types import AnyArray, BGRImage, IntArray
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,18 @@ class PredictOptions:
     iou: float | None = None
     classes: frozenset[int] | None = None
     max_det: int | None = None
+    #: Classifiers: at most this many classes.
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("conf", "iou"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1, got {value}")
-        if self.max_det is not None and self.max_det < 1:
-            raise InvalidParameterError(f"max_det must be at least 1, got {self.max_det}")
+        for name in ("max_det", "top_k"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidParameterError(f"{name} must be at least 1, got {value}")
 
 
 def resolve_classes(names: Iterable[str], labels: Labels) -> frozenset[int]:
@@ -68,14 +74,15 @@ class StageTimings:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One :class:`Detections` per input image, in order, and the batch's stage timings."""
+    """One prediction per input image, in order (:class:`Detections` for detect, segment and pose
+    models, :class:`Classifications` for classify models), and the batch's stage timings."""
 
-    detections: list[Detections]
+    predictions: list[Prediction]
     timings: StageTimings
 
 
 class Predictor(Protocol):
-    """Anything that turns a batch of images into detections: a network model or a plugin."""
+    """Anything that turns a batch of images into predictions: a network model or a plugin."""
 
     @property
     def spec(self) -> ModelSpec: ...
@@ -84,10 +91,10 @@ class Predictor(Protocol):
     def labels(self) -> Labels: ...
 
     def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
-        """Detections for each ``(H, W, 3) uint8`` BGR image, boxes in that image's pixels."""
+        """A prediction for each ``(H, W, 3) uint8`` BGR image, in that image's pixels."""
         ...
 
-    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
+    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Prediction]:
         """Like :meth:`infer`, without timings."""
         ...
 
@@ -107,7 +114,7 @@ class NetworkModel:
         self._session = session
         self._labels = labels
         self._preprocess = Preprocessor(input_spec)
-        self._decode = get_decoder(decoder_spec.layout)
+        self._decode = get_decoder(decoder_spec.layout, spec.task, spec.source)
         self._input_name = session.inputs[0].name
         # A model exported with a fixed batch size says so in its input shape, even without a yaml field.
         self._fixed_batch = input_spec.fixed_batch or session.inputs[0].shape[0]
@@ -118,6 +125,8 @@ class NetworkModel:
             conf=spec.thresholds.conf,
             num_classes=decoder_spec.num_classes or labels.num_classes,
             anchors=decoder_spec.anchors,
+            num_keypoints=len(spec.keypoints.names) if spec.keypoints else 0,
+            activation=decoder_spec.activation.value,
         )
 
     @property
@@ -132,9 +141,9 @@ class NetworkModel:
     def preprocessor(self) -> Preprocessor:
         return self._preprocess
 
-    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
+    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Prediction]:
         """Like :meth:`infer`, without timings."""
-        return self.infer(images, options).detections
+        return self.infer(images, options).predictions
 
     def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
         if not images:
@@ -152,11 +161,11 @@ class NetworkModel:
         conf = self._spec.thresholds.conf if options.conf is None else options.conf
         params = replace(self._decode_params, conf=conf)
         # The decoder reads the whole padded chunk; only the first ``n`` results are real images.
-        candidates = [c for n, size, outputs in chunks for c in self._decode(outputs, size, params)[:n]]
-        if len(candidates) != len(images):
-            raise DecodeError(f"decoder returned {len(candidates)} results for {len(images)} images")
-        detections = [self._finish(c, fit, options) for c, fit in zip(candidates, fits, strict=True)]
-        return BatchResult(detections, StageTimings(preprocess_ms, inference_ms, _ms_since(start)))
+        decoded = [d for n, size, outputs in chunks for d in list(self._decode(outputs, size, params))[:n]]
+        if len(decoded) != len(images):
+            raise DecodeError(f"decoder returned {len(decoded)} results for {len(images)} images")
+        predictions = [self._finish(d, fit, options) for d, fit in zip(decoded, fits, strict=True)]
+        return BatchResult(predictions, StageTimings(preprocess_ms, inference_ms, _ms_since(start)))
 
     def _chunks(self, blob: AnyArray) -> list[tuple[int, AnyArray]]:
         """``(images in chunk, blob to run)``: the whole batch, or fixed-size chunks (the last one
@@ -171,19 +180,44 @@ class NetworkModel:
             result.append((len(chunk), np.concatenate([chunk, padding]) if len(padding) else chunk))
         return result
 
-    def _finish(self, found: Candidates, fit: Fit, options: PredictOptions) -> Detections:
-        """Class filter, NMS, ``max_det``, then boxes mapped to source pixels."""
-        xyxy, scores, class_ids = found.xyxy, found.scores, found.class_ids
+    def _finish(self, found: Decoded, fit: Fit, options: PredictOptions) -> Prediction:
+        """Class filter, then NMS and ``max_det`` (boxes) or ``top_k`` (classes); boxes, mask regions
+        and keypoints mapped to source pixels."""
+        if isinstance(found, ClassScores):
+            return self._classes(found, options)
+        if isinstance(found, Candidates):
+            return self._boxes(found, fit, options)
+        raise DecodeError(f"decoder returned a {type(found).__name__}, not Candidates or ClassScores")
+
+    def _classes(self, found: ClassScores, options: PredictOptions) -> Classifications:
+        thresholds = self._spec.thresholds
+        conf = thresholds.conf if options.conf is None else options.conf
+        top_k = options.top_k or thresholds.top_k
+        return Classifications.from_scores(found.scores).filter(conf, options.classes, top_k)
+
+    def _boxes(self, found: Candidates, fit: Fit, options: PredictOptions) -> Detections:
+        rows: IntArray = np.arange(len(found.scores), dtype=np.int32)
         if options.classes is not None:
-            keep = np.isin(class_ids, np.fromiter(options.classes, np.int32, len(options.classes)))
-            xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+            rows = rows[np.isin(found.class_ids, np.fromiter(options.classes, np.int32, len(options.classes)))]
+        xyxy, scores, class_ids = found.xyxy[rows], found.scores[rows], found.class_ids[rows]
         if self._nms:
             iou = self._spec.thresholds.iou if options.iou is None else options.iou
             order = class_aware_nms(xyxy, scores, class_ids, iou)
         else:
             order = np.argsort(-scores, kind="stable")
-        order = order[: options.max_det or self._spec.thresholds.max_det]
-        return Detections(fit.boxes_to_source(xyxy[order]), scores[order], class_ids[order])
+        kept = rows[order[: options.max_det or self._spec.thresholds.max_det]]
+        keypoints = None if found.keypoints is None else fit.points_to_source(found.keypoints[kept])
+        masks = None
+        if found.masks is not None:
+            selected = found.masks.select(kept)
+            masks = selected.with_regions(fit.boxes_to_source(selected.regions, clip=False))
+        return Detections(
+            fit.boxes_to_source(found.xyxy[kept]),
+            found.scores[kept],
+            found.class_ids[kept],
+            masks=masks,
+            keypoints=keypoints,
+        )
 
     def close(self) -> None:
         self._session.close()

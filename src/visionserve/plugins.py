@@ -10,8 +10,9 @@
 
 The class is built with no arguments; ``load(spec)`` gets the validated spec (``spec.root`` is the
 folder of the yaml, ``spec.options`` the free-form options) and ``predict(images)`` gets a list of
-``(H, W, 3) uint8`` BGR images and returns one :class:`Detections` per image, boxes in its pixels.
-Thresholds, class filter and ``max_det`` are applied by visionserve afterwards.
+``(H, W, 3) uint8`` BGR images and returns one prediction per image: a :class:`Detections` (boxes in
+its pixels, with masks or keypoints if it has them) or a :class:`Classifications`. Thresholds, class
+filter and ``max_det`` (or ``top_k`` for classes) are applied by visionserve afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
+from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
+from visionserve.core.prediction import Prediction
 from visionserve.errors import InferenceError, ModelLoadError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec
@@ -37,7 +40,7 @@ from visionserve.types import BGRImage
 class Plugin(Protocol):
     def load(self, spec: ModelSpec) -> None: ...
 
-    def predict(self, images: list[BGRImage]) -> list[Detections]: ...
+    def predict(self, images: list[BGRImage]) -> list[Prediction]: ...
 
 
 def _load_module(module_name: str, search_path: str | None, namespace: str) -> ModuleType:
@@ -76,6 +79,17 @@ def import_plugin(dotted: str, search_path: str | None = None, namespace: str = 
     return instance
 
 
+def import_decoder_module(module_name: str, search_path: str | None = None, namespace: str = "default") -> None:
+    """Import the module that registers a model's own decoder layout (see
+    :func:`visionserve.decoders.base.register`). Any failure is a :class:`ModelLoadError`."""
+    try:
+        _load_module(module_name, search_path, f"{namespace}.decoders")
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # third-party code may raise anything on import
+        raise ModelLoadError(f"cannot import decoder module {module_name!r}: {type(exc).__name__}: {exc}") from exc
+
+
 class PluginModel:
     """A plugin behind the :class:`~visionserve.pipeline.Predictor` protocol."""
 
@@ -97,24 +111,22 @@ class PluginModel:
         start = time.perf_counter()
         found = self._plugin.predict(list(images))
         elapsed = (time.perf_counter() - start) * 1000.0
-        if len(found) != len(images) or not all(isinstance(d, Detections) for d in found):
+        if len(found) != len(images) or not all(isinstance(d, Detections | Classifications) for d in found):
             raise InferenceError(
-                f"plugin {self._spec.plugin!r} must return one Detections per image "
+                f"plugin {self._spec.plugin!r} must return one Detections or Classifications per image "
                 f"({len(images)} images, got {len(found)} results)"
             )
-        thresholds = self._spec.thresholds
-        detections = [
-            d.filter(
-                thresholds.conf if options.conf is None else options.conf,
-                options.classes,
-                options.max_det or thresholds.max_det,
-            )
-            for d in found
-        ]
-        return BatchResult(detections, StageTimings(inference_ms=elapsed))
+        return BatchResult([self._filter(p, options) for p in found], StageTimings(inference_ms=elapsed))
 
-    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
-        return self.infer(images, options).detections
+    def _filter(self, prediction: Prediction, options: PredictOptions) -> Prediction:
+        thresholds = self._spec.thresholds
+        conf = thresholds.conf if options.conf is None else options.conf
+        if isinstance(prediction, Classifications):
+            return prediction.filter(conf, options.classes, options.top_k or thresholds.top_k)
+        return prediction.filter(conf, options.classes, options.max_det or thresholds.max_det)
+
+    def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Prediction]:
+        return self.infer(images, options).predictions
 
     def close(self) -> None:
         close = getattr(self._plugin, "close", None)

@@ -13,7 +13,9 @@ BGRImage: TypeAlias = npt.NDArray[np.uint8]
 FloatArray: TypeAlias = npt.NDArray[np.float32]
 #: An int32 array (class ids, tracker ids).
 IntArray: TypeAlias = npt.NDArray[np.int32]
-#: A boolean array (instance masks ``(N, H, W)``).
+#: A boolean array (a mask rasterised at image resolution).
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
+#: A uint8 array that is not an image (mask bitmaps as 0-255 probabilities, quantised tensors).
+UInt8Array: TypeAlias = npt.NDArray[np.uint8]
 #: Any numpy array (model inputs and outputs of unknown dtype).
 AnyArray: TypeAlias = npt.NDArray[np.generic]

@@ -64,7 +64,7 @@ def test_opencv_dnn_reads_the_same_onnx_file(onnx_path: Path) -> None:
     for backend in ("onnxruntime", "opencv_dnn"):
         model = load_model(spec(onnx_path, backend=backend))
         by_runtime[backend] = [
-            (d.xyxy.tolist(), d.confidence.tolist(), d.class_id.tolist()) for d in model.infer(images).detections
+            (d.xyxy.tolist(), d.confidence.tolist(), d.class_id.tolist()) for d in model.infer(images).predictions
         ]
         model.close()
     # 128 x 64 letterboxed into 64 x 64: scale 0.5, 16 px bars top and bottom.

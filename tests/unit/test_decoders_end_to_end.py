@@ -165,13 +165,13 @@ def region_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_yolo_region_box_in_a_stretched_image(region_file: Path) -> None:
     model = load_model(ModelRepository.scan(None).resolve(str(region_file)))
-    (found,) = model.infer([solid_image(832, 416)]).detections
+    (found,) = model.infer([solid_image(832, 416)]).predictions
     # Input pixels: centre ((4 + 0.5) / 13 * 416, (6 + 0.5) / 13 * 416) = (144, 208),
     # size (6.63 / 13 * 416, 11.38 / 13 * 416) = (212.16, 364.16); stretch from 832 x 416 doubles x.
     ((box, score, class_id),) = as_rows(found)
     np.testing.assert_allclose(box, (288 - 212.16, 208 - 182.08, 288 + 212.16, 208 + 182.08), atol=1e-3)
     assert (score, class_id, model.labels.name(class_id)) == (0.6, 14, "person")
-    assert len(model.infer([solid_image(832, 416)], PredictOptions(conf=0.61)).detections[0]) == 0
+    assert len(model.infer([solid_image(832, 416)], PredictOptions(conf=0.61)).predictions[0]) == 0
 
 
 # --- Darknet through OpenCV DNN -----------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_darknet_boxes_for_each_image_of_a_batch(darknet_dir: Path, suffix: str)
     # Red in input cell (row 1, col 2) of a 64 x 64 image (input = source / 2) and in cell (row 3,
     # col 0) of a 128 x 64 image (input x = source x / 4, y = source y / 2).
     images = [red_block(64, 64, 36, 20, 44, 24), red_block(128, 64, 8, 52, 24, 60)]
-    square, wide = model.infer(images).detections
+    square, wide = model.infer(images).predictions
     # cell (1, 2): centre (22, 10), box (14, 6, 30, 14) input px -> x2, y2 -> (28, 12, 60, 28)
     # cell (3, 0): centre (6, 26), box (-2, 22, 14, 30) input px -> x4, y2 -> (-8 -> 0, 44, 56, 60)
     score = round(sigmoid(2.0) * sigmoid(1.0), 5)  # OpenCV multiplies the class score by objectness
@@ -215,7 +215,7 @@ def test_darknet_boxes_for_each_image_of_a_batch(darknet_dir: Path, suffix: str)
 def test_darknet_reads_rgb_and_applies_conf(darknet_dir: Path) -> None:
     model = load_model(ModelRepository.scan(None).resolve(str(darknet_dir / "tiny.cfg")))
     blue = red_block(64, 64, 36, 20, 44, 24)[..., ::-1].copy()  # the same block, blue: no objectness
-    assert [len(found) for found in model.infer([blue]).detections] == [0]
+    assert [len(found) for found in model.infer([blue]).predictions] == [0]
     red = red_block(64, 64, 36, 20, 44, 24)
-    assert len(model.infer([red], PredictOptions(conf=0.65)).detections[0]) == 0
-    assert len(model.infer([red], PredictOptions(conf=0.64)).detections[0]) == 1
+    assert len(model.infer([red], PredictOptions(conf=0.65)).predictions[0]) == 0
+    assert len(model.infer([red], PredictOptions(conf=0.64)).predictions[0]) == 1

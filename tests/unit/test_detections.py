@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from visionserve.core.detections import Detections
+from visionserve.core.masks import InstanceMasks
 
 
 def make(n: int = 3) -> Detections:
@@ -24,7 +25,8 @@ def test_arrays_are_typed_and_read_only() -> None:
         ({"xyxy": np.zeros((2, 3))}, r"xyxy must have shape \(N, 4\)"),
         ({"confidence": np.zeros(3)}, r"confidence must have shape \(2,\)"),
         ({"class_id": np.zeros((2, 1))}, r"class_id must have shape \(2,\)"),
-        ({"mask": np.zeros((3, 4, 4))}, "mask must have 3 dimensions and 2 rows"),
+        ({"keypoints": np.zeros((3, 17, 3))}, "keypoints must have 3 dimensions and 2 rows"),
+        ({"masks": InstanceMasks.from_dense(np.ones((3, 4, 4), bool))}, "masks must have 2 instances, got 3"),
         ({"tracker_id": np.zeros(1)}, "tracker_id must have 1 dimensions and 2 rows"),
     ],
 )

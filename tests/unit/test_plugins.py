@@ -33,7 +33,7 @@ def rows(model: Predictor, options: PredictOptions | None = None) -> list[list[t
     images = [solid_image(200, 100), solid_image(40, 80)]
     return [
         [(box.tolist(), round(float(s), 4), int(c)) for box, s, c in zip(d.xyxy, d.confidence, d.class_id, strict=True)]
-        for d in model.infer(images, options).detections
+        for d in model.infer(images, options).predictions
     ]
 
 
@@ -66,7 +66,7 @@ def test_plugin_gets_spec_options_and_labels(tmp_path: Path) -> None:
 
 def test_plugin_returning_too_few_results(tmp_path: Path) -> None:
     model = load_model(repository(tmp_path, extra="options: {broken: true}\n").get("fixed"))
-    with pytest.raises(InferenceError, match="one Detections per image"):
+    with pytest.raises(InferenceError, match="one Detections or Classifications per image"):
         model.infer([solid_image(10, 10), solid_image(10, 10)])
 
 
@@ -90,7 +90,7 @@ def test_plugin_module_beside_its_model_yaml(tmp_path: Path) -> None:
         "from tests.plugins_sample import FixedBoxes\n\nclass Local(FixedBoxes):\n    pass\n", encoding="utf-8"
     )
     model = load_model(repo.get("fixed"))
-    assert len(model.infer([np.zeros((10, 10, 3), np.uint8)]).detections[0]) == 2
+    assert len(model.infer([np.zeros((10, 10, 3), np.uint8)]).predictions[0]) == 2
     model.close()
 
 

@@ -54,7 +54,7 @@ class WholeImage:
         return BatchResult(found, StageTimings(inference_ms=1.0))
 
     def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Detections]:
-        return self.infer(images, options).detections
+        return self.infer(images, options).predictions
 
     def close(self) -> None:
         pass

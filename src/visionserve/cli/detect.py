@@ -17,6 +17,7 @@ from visionserve.cli.common import models_dir_option, open_repository, reports_e
 from visionserve.cli.remote import RemoteOptions, run_remote
 from visionserve.client import Client
 from visionserve.core.images import load_image
+from visionserve.core.prediction import boxes_of
 from visionserve.errors import VisionServeError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
@@ -45,7 +46,8 @@ def _run(model: Predictor, paths: list[Path], options: PredictOptions) -> Iterat
     for path in bar:
         try:
             decoded = load_image(path)
-            (found,) = model.infer([decoded.image], options).detections
+            (prediction,) = model.infer([decoded.image], options).predictions
+            found = boxes_of(prediction, model.spec.name)
         except VisionServeError as exc:
             yield path, {"image": str(path), "error": str(exc)}, None
             continue

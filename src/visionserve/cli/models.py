@@ -23,7 +23,7 @@ def describe(spec: ModelSpec, check_load: bool) -> dict[str, Any]:
         "backend": spec.backend.value,
         "input": [spec.input.width, spec.input.height] if spec.input else None,
         "resize": spec.input.resize.value if spec.input else None,
-        "decoder": spec.decoder.layout.value if spec.decoder else None,
+        "decoder": str(spec.decoder.layout) if spec.decoder else None,
         "thresholds": spec.thresholds.model_dump(),
     }
     try:

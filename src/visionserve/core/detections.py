@@ -1,4 +1,4 @@
-"""The one detections value that flows from decoder to renderer to JSON."""
+"""The boxes-with-extras value of detect, segment and pose models, from decoder to renderer to JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from visionserve.types import BoolArray, FloatArray, IntArray
+from visionserve.core.masks import InstanceMasks, MaskPatch
+from visionserve.types import FloatArray, IntArray
 
 
 def _frozen(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -25,8 +26,9 @@ class Detections:
         xyxy: ``(N, 4) float32`` boxes as ``x1, y1, x2, y2`` in pixels of the source image.
         confidence: ``(N,) float32`` scores in ``[0, 1]``.
         class_id: ``(N,) int32`` class ids, as the model's label map numbers them.
-        mask: optional ``(N, H, W) bool`` instance masks in source-image pixels.
-        keypoints: optional ``(N, K, 3) float32`` keypoints as ``x, y, score``.
+        masks: optional :class:`InstanceMasks`, compact (one small bitmap per instance over a region
+            in the same pixels as the boxes); :meth:`mask_patch` rasterises one.
+        keypoints: optional ``(N, K, 3) float32`` keypoints as ``x, y, score`` in the boxes' pixels.
         tracker_id: optional ``(N,) int32`` track ids.
 
     Construction validates shapes and raises ``ValueError`` naming the wrong one. The arrays are
@@ -36,7 +38,7 @@ class Detections:
     xyxy: FloatArray
     confidence: FloatArray
     class_id: IntArray
-    mask: BoolArray | None = None
+    masks: InstanceMasks | None = None
     keypoints: FloatArray | None = None
     tracker_id: IntArray | None = None
     _n: int = field(init=False, repr=False)
@@ -52,12 +54,13 @@ class Detections:
             "xyxy": xyxy,
             "confidence": self._column("confidence", self.confidence, np.float32, (n,)),
             "class_id": self._column("class_id", self.class_id, np.int32, (n,)),
-            "mask": self._optional("mask", self.mask, np.bool_, n, 3),
             "keypoints": self._optional("keypoints", self.keypoints, np.float32, n, 3),
             "tracker_id": self._optional("tracker_id", self.tracker_id, np.int32, n, 1),
         }
         for name, value in values.items():
             object.__setattr__(self, name, None if value is None else _frozen(value))
+        if self.masks is not None and len(self.masks) != n:
+            raise ValueError(f"masks must have {n} instances, got {len(self.masks)}")
         object.__setattr__(self, "_n", n)
 
     @staticmethod
@@ -94,7 +97,7 @@ class Detections:
             self.xyxy[index],
             self.confidence[index],
             self.class_id[index],
-            mask=pick(self.mask),
+            masks=None if self.masks is None else self.masks[index],
             keypoints=pick(self.keypoints),
             tracker_id=pick(self.tracker_id),
         )
@@ -120,16 +123,24 @@ class Detections:
         return result
 
     def scaled(self, sx: float, sy: float) -> Detections:
-        """Boxes (and keypoints) multiplied by ``sx`` along x and ``sy`` along y; masks unchanged."""
+        """Boxes, mask regions and keypoints multiplied by ``sx`` along x and ``sy`` along y."""
         factors = np.array([sx, sy, sx, sy], dtype=np.float32)
         keypoints = None
         if self.keypoints is not None:
             keypoints = self.keypoints * np.array([sx, sy, 1.0], dtype=np.float32)
+        masks = None if self.masks is None else self.masks.with_regions(self.masks.regions * factors)
         return Detections(
             self.xyxy * factors,
             self.confidence,
             self.class_id,
-            mask=self.mask,
+            masks=masks,
             keypoints=keypoints,
             tracker_id=self.tracker_id,
         )
+
+    def mask_patch(self, index: int, height: int, width: int) -> MaskPatch:
+        """The mask of detection ``index`` rasterised on a ``width x height`` image (boxes must be in
+        that image's pixels), limited to its box. Raises ``ValueError`` when there are no masks."""
+        if self.masks is None:
+            raise ValueError("these detections have no masks")
+        return self.masks.patch(index, self.xyxy[index], height, width)

@@ -43,14 +43,25 @@ class Fit:
     def scale_y(self) -> float:
         return self.resized_height / self.height
 
-    def boxes_to_source(self, xyxy: FloatArray) -> FloatArray:
-        """Map ``(N, 4)`` xyxy boxes in network-input pixels to source pixels, clipped to the image."""
+    def boxes_to_source(self, xyxy: FloatArray, clip: bool = True) -> FloatArray:
+        """Map ``(N, 4)`` xyxy boxes in network-input pixels to source pixels, clipped to the image
+        unless ``clip`` is False (mask regions keep their extent, so that their bitmaps keep their scale)."""
         offset = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], dtype=np.float32)
         scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y], dtype=np.float32)
-        boxes = (xyxy.astype(np.float32) - offset) / scale
+        boxes: FloatArray = ((xyxy.astype(np.float32) - offset) / scale).astype(np.float32)
+        if not clip:
+            return boxes
         limits = np.array([self.width, self.height, self.width, self.height], dtype=np.float32)
         clipped: FloatArray = np.clip(boxes, 0.0, limits).astype(np.float32)
         return clipped
+
+    def points_to_source(self, points: FloatArray) -> FloatArray:
+        """Map ``(..., 3)`` keypoints ``(x, y, score)`` in network-input pixels to source pixels
+        (clipped to the image; scores unchanged)."""
+        result = points.astype(np.float32, copy=True)
+        result[..., 0] = np.clip((result[..., 0] - self.pad_x) / self.scale_x, 0.0, self.width)
+        result[..., 1] = np.clip((result[..., 1] - self.pad_y) / self.scale_y, 0.0, self.height)
+        return result
 
 
 def plan_fit(width: int, height: int, input_width: int, input_height: int, mode: ResizeMode) -> Fit:

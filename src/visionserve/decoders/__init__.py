@@ -1,11 +1,11 @@
-"""Decoders: pure functions from raw network outputs to per-image candidate boxes.
+"""Decoders: pure functions from raw network outputs to per-image candidates (boxes, masks, keypoints) or class scores.
 
-Each module registers one :class:`~visionserve.models.spec.OutputLayout`; see :mod:`.base`.
+Each module registers its :class:`~visionserve.models.spec.OutputLayout` names; see :mod:`.base`.
 """
 
 import importlib
 
-_BUILTIN = ("ssd", "yolo_ultralytics", "yolo_region", "darknet_yolo")
+_BUILTIN = ("ssd", "yolo_ultralytics", "yolo_region", "darknet_yolo", "yolo_seg", "mask_rcnn", "pose", "classify")
 
 
 def load_builtin() -> None:

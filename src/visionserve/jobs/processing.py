@@ -20,6 +20,7 @@ import cv2
 
 from visionserve.core.detections import Detections
 from visionserve.core.images import DEFAULT_MAX_PIXELS
+from visionserve.core.prediction import boxes_of
 from visionserve.errors import (
     ConfigError,
     InferenceError,
@@ -195,7 +196,8 @@ class ItemProcessor:
         keep_pixels = options.crops or options.annotate
         decoded = decode_for_model(data, self._config.max_pixels, None if keep_pixels else model.spec.input)
         decoded_at = time.perf_counter()
-        (found,) = model.infer([decoded.image], options.predict_options()).detections
+        (prediction,) = model.infer([decoded.image], options.predict_options()).predictions
+        found = boxes_of(prediction, model.spec.name)
         inferred = time.perf_counter()
         found = found.sorted_by_confidence()
         crop_count = self._write_artifacts(claim, decoded.image, found, model) if keep_pixels else 0

@@ -215,7 +215,7 @@ def _onnx_spec(path: Path) -> ModelSpec:
     return _make(
         path,
         backend=BackendKind.ONNXRUNTIME,
-        description=metadata.get("description", f"{decoder.layout.value} model inferred from {path.name}"),
+        description=metadata.get("description", f"{decoder.layout} model inferred from {path.name}"),
         files=ModelFiles(model=Path(path.name)),
         input=input_spec,
         decoder=decoder,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -11,19 +11,35 @@ from visionserve.errors import ModelSpecError
 
 
 class Labels:
-    """An immutable class-id-to-name map. Ids without a name read as ``class_<id>``."""
+    """The names of a model's outputs, immutable: class id to name (ids without a name read as
+    ``class_<id>``) and, for pose models, keypoint names (``keypoint_<k>`` past the list) with the
+    pairs of keypoint indices a skeleton joins."""
 
-    __slots__ = ("_names",)
+    __slots__ = ("_names", "keypoints", "skeleton")
 
-    def __init__(self, names: Mapping[int, str]) -> None:
+    def __init__(
+        self,
+        names: Mapping[int, str],
+        keypoints: Sequence[str] = (),
+        skeleton: Sequence[tuple[int, int]] = (),
+    ) -> None:
         self._names = dict(names)
+        self.keypoints = tuple(keypoints)
+        self.skeleton = tuple(skeleton)
 
     @classmethod
     def from_list(cls, names: list[str] | tuple[str, ...]) -> Labels:
         return cls(dict(enumerate(names)))
 
+    def with_keypoints(self, keypoints: Sequence[str], skeleton: Sequence[tuple[int, int]] = ()) -> Labels:
+        """The same class names with these keypoint names and skeleton."""
+        return Labels(self._names, keypoints, skeleton)
+
     def name(self, class_id: int) -> str:
         return self._names.get(class_id, f"class_{class_id}")
+
+    def keypoint_name(self, index: int) -> str:
+        return self.keypoints[index] if 0 <= index < len(self.keypoints) else f"keypoint_{index}"
 
     def id_of(self, name: str) -> int | None:
         """The class id named ``name`` (case-insensitive), or None."""

@@ -6,19 +6,24 @@ from pathlib import Path
 
 from visionserve.backends.registry import open_session
 from visionserve.errors import ModelLoadError, VisionServeError
+from visionserve.models.keypoints import keypoint_spec
 from visionserve.models.labels import Labels, read_labels_file
 from visionserve.models.spec import BackendKind, ModelSpec
 from visionserve.pipeline import NetworkModel, Predictor
-from visionserve.plugins import Plugin, PluginModel, import_plugin
+from visionserve.plugins import Plugin, PluginModel, import_decoder_module, import_plugin
 
 
 def spec_labels(spec: ModelSpec) -> Labels:
-    """The label map of ``spec``: inline list or mapping, or a file relative to the spec."""
+    """The names of ``spec``: its label map (inline list or mapping, or a file relative to the spec)
+    and, for pose models, its keypoint names and skeleton (COCO's when it names none)."""
     if isinstance(spec.labels, Path):
-        return read_labels_file(spec.path(spec.labels))
-    if isinstance(spec.labels, dict):
-        return Labels(spec.labels)
-    return Labels.from_list(spec.labels)
+        labels = read_labels_file(spec.path(spec.labels))
+    elif isinstance(spec.labels, dict):
+        labels = Labels(spec.labels)
+    else:
+        labels = Labels.from_list(spec.labels)
+    points = keypoint_spec(spec)
+    return labels if points is None else labels.with_keypoints(points.names, points.skeleton)
 
 
 def load_model(spec: ModelSpec) -> Predictor:
@@ -28,6 +33,8 @@ def load_model(spec: ModelSpec) -> Predictor:
     labels = spec_labels(spec)
     if spec.backend is BackendKind.PLUGIN:
         return PluginModel(spec, _load_plugin(spec), labels)
+    if spec.decoder is not None and spec.decoder.module is not None:
+        import_decoder_module(spec.decoder.module, search_path=str(spec.root), namespace=spec.name)
     return NetworkModel(spec, open_session(spec), labels)
 
 

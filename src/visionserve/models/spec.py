@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from visionserve.core.geometry import ResizeMode
 from visionserve.errors import ModelSpecError
@@ -39,13 +47,43 @@ class BackendKind(StrEnum):
 
 
 class OutputLayout(StrEnum):
-    """The output layouts that visionserve decodes (see ``visionserve.decoders``)."""
+    """The output layouts that visionserve decodes (see ``visionserve.decoders``); plugins may register
+    more by name."""
 
     TF_SSD = "tf_ssd"  # [1, 1, N, 7] rows (batch, class, score, x1, y1, x2, y2), normalized
     YOLOV5 = "yolov5"  # [B, N, 5 + C] rows (cx, cy, w, h, objectness, class scores...)
     YOLOV8 = "yolov8"  # [B, 4 + C, N] columns (cx, cy, w, h, class scores...), YOLOv8/YOLO11
     YOLO_REGION = "yolo_region"  # [B, A * (5 + C), H, W] raw YOLOv2 region output
     DARKNET_YOLO = "darknet_yolo"  # OpenCV's Darknet YOLO layers: [N, 5 + C] normalized rows
+    YOLOV8_SEG = "yolov8_seg"  # [B, 4 + C + M, N] columns + prototypes [B, M, H/4, W/4]
+    MASK_RCNN = "mask_rcnn"  # TF-OD Mask R-CNN via OpenCV: [1, 1, N, 7] rows + masks [N, C, 15, 15]
+    YOLOV8_POSE = "yolov8_pose"  # [B, 4 + 1 + K * 3, N] columns (cx, cy, w, h, score, K x (x, y, score))
+    MOVENET = "movenet"  # MoveNet single-pose [1, 1, K, 3] rows (y, x, score), normalized
+    CLASSIFY = "classify"  # [B, C] scores (see decoder.activation)
+    YOLOV8_CLS = "yolov8_cls"  # [B, C] probabilities (YOLOv8/YOLO11-cls: softmax inside)
+
+    @property
+    def task(self) -> Task:
+        """The task this layout's results answer."""
+        return _LAYOUT_TASKS.get(self, Task.DETECT)
+
+
+_LAYOUT_TASKS = {
+    OutputLayout.YOLOV8_SEG: Task.SEGMENT,
+    OutputLayout.MASK_RCNN: Task.SEGMENT,
+    OutputLayout.YOLOV8_POSE: Task.POSE,
+    OutputLayout.MOVENET: Task.POSE,
+    OutputLayout.CLASSIFY: Task.CLASSIFY,
+    OutputLayout.YOLOV8_CLS: Task.CLASSIFY,
+}
+
+
+class Activation(StrEnum):
+    """What turns a classifier's raw outputs into scores."""
+
+    NONE = "none"  # the outputs are already probabilities
+    SOFTMAX = "softmax"
+    SIGMOID = "sigmoid"
 
 
 class ColorOrder(StrEnum):
@@ -82,19 +120,54 @@ class InputSpec(_Strict):
 
 
 class DecoderSpec(_Strict):
-    layout: OutputLayout
+    #: A Python module whose import registers ``layout`` (a file in the model's folder, or importable):
+    #: how a layout of your own is added (``@register("my_layout", Task.DETECT)``).
+    module: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*$")
+
+    #: A built-in :class:`OutputLayout`, or the name a plugin registered.
+    layout: OutputLayout | Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = Field(union_mode="left_to_right")
     #: YOLO region anchors as (w, h) in grid cells; required for ``yolo_region``.
     anchors: tuple[tuple[float, float], ...] = ()
     #: Number of classes; taken from the labels when omitted.
     num_classes: Annotated[int, Field(gt=0)] | None = None
     #: Whether visionserve runs NMS after decoding (False when the model ends with its own NMS).
     nms: bool = True
+    #: Classifiers: what turns the outputs into scores.
+    activation: Activation = Activation.NONE
+
+    @field_validator("layout")
+    @classmethod
+    def _known_or_registered(cls, layout: OutputLayout | str, info: ValidationInfo) -> OutputLayout | str:
+        if not isinstance(layout, OutputLayout) and info.data.get("module") is None:
+            known = ", ".join(item.value for item in OutputLayout)
+            raise ValueError(
+                f"unknown layout {layout!r} (built in: {known}); a layout of your own needs "
+                "'decoder.module', the module that registers it"
+            )
+        return layout
+
+
+class KeypointSpec(_Strict):
+    """Names of a pose model's keypoints and the pairs a skeleton drawing joins (indices into
+    ``names``). Omitted: the 17 COCO keypoints when the model has 17."""
+
+    names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...] = ()
+
+    @model_validator(mode="after")
+    def _check_skeleton(self) -> KeypointSpec:
+        for a, b in self.skeleton:
+            if not (0 <= a < len(self.names) and 0 <= b < len(self.names)):
+                raise ValueError(f"skeleton pair ({a}, {b}) names a keypoint outside 0..{len(self.names) - 1}")
+        return self
 
 
 class Thresholds(_Strict):
     conf: Annotated[float, Field(ge=0, le=1)] = 0.4
     iou: Annotated[float, Field(ge=0, le=1)] = 0.45
     max_det: Annotated[int, Field(gt=0, le=10000)] = 100
+    #: Classifiers: how many classes an answer lists.
+    top_k: Annotated[int, Field(gt=0, le=10000)] = 5
 
 
 class RuntimeSpec(_Strict):
@@ -126,6 +199,7 @@ class ModelSpec(_Strict):
     input: InputSpec | None = None
     decoder: DecoderSpec | None = None
     labels: Path | tuple[str, ...] | dict[int, str] = ()
+    keypoints: KeypointSpec | None = None
     thresholds: Thresholds = Thresholds()
     runtime: RuntimeSpec = RuntimeSpec()
     batching: BatchingSpec = BatchingSpec()
@@ -153,7 +227,26 @@ class ModelSpec(_Strict):
             raise ValueError(f"backend {self.backend.value!r} needs {', '.join(missing)}")
         if self.decoder and self.decoder.layout is OutputLayout.YOLO_REGION and not self.decoder.anchors:
             raise ValueError("decoder layout 'yolo_region' needs 'anchors'")
+        if self.decoder and isinstance(self.decoder.layout, OutputLayout) and self.decoder.layout.task is not self.task:
+            layout = self.decoder.layout
+            fitting = ", ".join(item.value for item in OutputLayout if item.task is self.task)
+            raise ValueError(
+                f"decoder layout {layout.value!r} gives {layout.task.value} results, but the task is "
+                f"{self.task.value} (layouts for {self.task.value}: {fitting or 'none built in'})"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _classify_keeps_low_scores(self) -> ModelSpec:
+        # A classifier lists its top-k classes whatever their score unless thresholds say otherwise.
+        if self.task is Task.CLASSIFY and "thresholds" not in self.model_fields_set:
+            object.__setattr__(self, "thresholds", Thresholds(conf=0.0))
+        return self
+
+    @property
+    def source(self) -> str:
+        """The file this spec comes from, for error messages."""
+        return str(self.root / SPEC_FILENAME) if self.root != Path() else self.name
 
     @property
     def network(self) -> tuple[ModelFiles, InputSpec, DecoderSpec]:

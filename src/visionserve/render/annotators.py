@@ -1,6 +1,8 @@
-"""Annotators: small objects with one ``annotate(frame, detections)`` method that draw in place.
+"""Annotators: small objects with one ``annotate(frame, prediction)`` method that draw in place.
 
-:func:`render` copies the frame once and runs a list of annotators over the copy.
+:func:`render` copies the frame once and runs a list of annotators over the copy. Box annotators
+draw nothing for a classification and the class banner nothing for boxes, so one list serves any
+task; :func:`annotators_for` builds the lists of the four render modes.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 import cv2
+import numpy as np
 
+from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
+from visionserve.core.prediction import Prediction
 from visionserve.models.labels import Labels
 from visionserve.render.palette import color_for, text_color_on
 from visionserve.types import BGRImage
@@ -22,9 +28,18 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 class Annotator(Protocol):
-    def annotate(self, frame: BGRImage, detections: Detections) -> None:
-        """Draw on ``frame`` (BGR, modified in place)."""
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
+        """Draw on ``frame`` (BGR, modified in place); ``prediction`` is in ``frame``'s pixels."""
         ...
+
+
+class RenderMode(StrEnum):
+    """What an annotated image shows (the four modes of a defect-inspection page)."""
+
+    BOXES_MASKS = "boxes_masks"  # boxes, labels, scores and masks (the default)
+    BOXES = "boxes"  # boxes, labels and scores, no masks
+    MASKS = "masks"  # labels and masks, no boxes
+    MASK_ONLY = "mask_only"  # the masks alone, on black
 
 
 def _thickness(frame: BGRImage) -> int:
@@ -35,9 +50,11 @@ def _thickness(frame: BGRImage) -> int:
 class BoxAnnotator:
     """A rectangle per detection, coloured by class."""
 
-    def annotate(self, frame: BGRImage, detections: Detections) -> None:
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
+        if not isinstance(prediction, Detections):
+            return
         thickness = _thickness(frame)
-        for (x1, y1, x2, y2), class_id in zip(detections.xyxy.round().astype(int), detections.class_id, strict=True):
+        for (x1, y1, x2, y2), class_id in zip(prediction.xyxy.round().astype(int), prediction.class_id, strict=True):
             cv2.rectangle(frame, (x1, y1), (x2, y2), color_for(int(class_id)), thickness, cv2.LINE_AA)
 
 
@@ -47,17 +64,100 @@ class LabelAnnotator:
 
     labels: Labels
 
-    def annotate(self, frame: BGRImage, detections: Detections) -> None:
-        scale = max(0.4, max(frame.shape[:2]) / 1500)
-        thickness = _thickness(frame)
-        for box, score, class_id in zip(detections.xyxy, detections.confidence, detections.class_id, strict=True):
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
+        if not isinstance(prediction, Detections):
+            return
+        scale = _text_scale(frame)
+        for box, score, class_id in zip(prediction.xyxy, prediction.confidence, prediction.class_id, strict=True):
             text = f"{self.labels.name(int(class_id))} {score:.2f}"
-            (w, h), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
-            x, y = int(box[0]), int(box[1])
-            top = y - h - baseline - 2 if y - h - baseline - 2 >= 0 else y
+            _tag(frame, text, (int(box[0]), int(box[1])), color_for(int(class_id)), scale)
+
+
+@dataclass(frozen=True)
+class MaskAnnotator:
+    """Each instance mask filled with its class colour at ``opacity`` (1 paints it solid)."""
+
+    opacity: float = 0.45
+
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
+        if not isinstance(prediction, Detections) or prediction.masks is None:
+            return
+        height, width = frame.shape[:2]
+        for i in np.argsort(-prediction.confidence, kind="stable")[::-1]:  # best drawn last, on top
+            patch = prediction.mask_patch(int(i), height, width)
+            h, w = patch.mask.shape
+            region = frame[patch.y : patch.y + h, patch.x : patch.x + w]
+            color = np.array(color_for(int(prediction.class_id[i])), np.float32)
+            pixels = region[patch.mask].astype(np.float32)
+            region[patch.mask] = (pixels * (1 - self.opacity) + color * self.opacity).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class KeypointAnnotator:
+    """Keypoints scoring at least ``min_score`` as dots, joined by the skeleton of ``labels``."""
+
+    labels: Labels
+    min_score: float = 0.2
+
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
+        if not isinstance(prediction, Detections) or prediction.keypoints is None:
+            return
+        thickness = _thickness(frame)
+        radius = max(2, thickness * 2)
+        for points, class_id in zip(prediction.keypoints, prediction.class_id, strict=True):
             color = color_for(int(class_id))
-            cv2.rectangle(frame, (x, top), (x + w + 2, top + h + baseline + 2), color, cv2.FILLED)
-            cv2.putText(frame, text, (x + 1, top + h + 1), _FONT, scale, text_color_on(color), thickness, cv2.LINE_AA)
+            visible = points[:, 2] >= self.min_score
+            xy = points[:, :2].round().astype(int)
+            for a, b in self.labels.skeleton:
+                if a < len(points) and b < len(points) and visible[a] and visible[b]:
+                    cv2.line(frame, tuple(xy[a]), tuple(xy[b]), color, thickness + 1, cv2.LINE_AA)
+            for (x, y), seen in zip(xy, visible, strict=True):
+                if seen:
+                    cv2.circle(frame, (int(x), int(y)), radius, (255, 255, 255), cv2.FILLED, cv2.LINE_AA)
+                    cv2.circle(frame, (int(x), int(y)), radius, color, max(1, thickness), cv2.LINE_AA)
+
+
+@dataclass(frozen=True)
+class ClassBannerAnnotator:
+    """The top classes of a classification, one ``label score`` line each, from the top-left corner."""
+
+    labels: Labels
+    lines: int = 3
+
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
+        if not isinstance(prediction, Classifications):
+            return
+        scale = _text_scale(frame) * 1.2
+        y = 0
+        for class_id, score in list(zip(prediction.class_id, prediction.confidence, strict=True))[: self.lines]:
+            text = f"{self.labels.name(int(class_id))} {score:.2f}"
+            y = _tag(frame, text, (0, y), color_for(int(class_id)), scale, below=True)
+
+
+@dataclass(frozen=True)
+class BlackoutAnnotator:
+    """Paints the whole frame black (the background of the ``mask_only`` render mode)."""
+
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
+        frame[...] = 0
+
+
+def _text_scale(frame: BGRImage) -> float:
+    return max(0.4, float(max(frame.shape[:2])) / 1500)
+
+
+def _tag(
+    frame: BGRImage, text: str, corner: tuple[int, int], color: tuple[int, int, int], scale: float, below: bool = False
+) -> int:
+    """``text`` on a filled tag of ``color`` whose bottom-left (top-left with ``below``, or when there
+    is no room above) is ``corner``; returns the y just under the tag."""
+    thickness = _thickness(frame)
+    (w, h), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+    x, y = corner
+    top = y if below or y - h - baseline - 2 < 0 else y - h - baseline - 2
+    cv2.rectangle(frame, (x, top), (x + w + 2, top + h + baseline + 2), color, cv2.FILLED)
+    cv2.putText(frame, text, (x + 1, top + h + 1), _FONT, scale, text_color_on(color), thickness, cv2.LINE_AA)
+    return top + h + baseline + 2
 
 
 @dataclass
@@ -67,7 +167,7 @@ class FPSAnnotator:
     window: int = 30
     _stamps: deque[float] = field(default_factory=deque, repr=False)
 
-    def annotate(self, frame: BGRImage, detections: Detections) -> None:
+    def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
         self._stamps.append(time.monotonic())
         while len(self._stamps) > self.window:
             self._stamps.popleft()
@@ -77,15 +177,29 @@ class FPSAnnotator:
         cv2.putText(frame, f"FPS {fps:.1f}", (10, 30), _FONT, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
 
 
+def annotators_for(labels: Labels, mode: RenderMode = RenderMode.BOXES_MASKS) -> list[Annotator]:
+    """The annotators of ``mode``, for any task (keypoints and class banners are drawn in every mode
+    but ``mask_only``)."""
+    extras: list[Annotator] = [KeypointAnnotator(labels), ClassBannerAnnotator(labels)]
+    if mode is RenderMode.BOXES:
+        return [BoxAnnotator(), *extras, LabelAnnotator(labels)]
+    if mode is RenderMode.MASKS:
+        return [MaskAnnotator(), *extras, LabelAnnotator(labels)]
+    if mode is RenderMode.MASK_ONLY:
+        return [BlackoutAnnotator(), MaskAnnotator(opacity=1.0)]
+    return [MaskAnnotator(), BoxAnnotator(), *extras, LabelAnnotator(labels)]
+
+
 def default_annotators(labels: Labels) -> list[Annotator]:
-    return [BoxAnnotator(), LabelAnnotator(labels)]
+    """The annotators of the default render mode (boxes, masks, keypoints, labels)."""
+    return annotators_for(labels)
 
 
-def render(frame: BGRImage, detections: Detections, annotators: Sequence[Annotator]) -> BGRImage:
+def render(frame: BGRImage, prediction: Prediction, annotators: Sequence[Annotator]) -> BGRImage:
     """A copy of ``frame`` with every annotator applied in order."""
     canvas = frame.copy()
     for annotator in annotators:
-        annotator.annotate(canvas, detections)
+        annotator.annotate(canvas, prediction)
     return canvas
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from visionserve.core.detections import Detections
 from visionserve.core.geometry import ResizeMode, plan_fit
 from visionserve.core.images import DecodedImage, decode_image, read_header
+from visionserve.core.prediction import Prediction
 from visionserve.errors import InferenceError, InputError
 from visionserve.models.devices import spec_for_instance
 from visionserve.models.spec import InputSpec, ModelSpec
@@ -56,14 +56,14 @@ class Job:
 class JobResult:
     """What the batch did for one :class:`Job`.
 
-    ``detections`` are in pixels of ``image.image`` (the decoded image); ``decode_ms`` is the time
+    ``prediction`` is in pixels of ``image.image`` (the decoded image); ``decode_ms`` is the time
     spent decoding it (by the instance, or before, as the job said); ``timings`` are those of the forward
     pass the job shared with ``batch_size - 1`` others; ``queue_ms`` is the time from submission to
     the start of the batch (waiting for company, a free instance and a CPU lane).
     """
 
     image: DecodedImage
-    detections: Detections
+    prediction: Prediction
     timings: StageTimings
     queue_ms: float
     batch_size: int
@@ -119,11 +119,11 @@ def run_jobs(predictor: Predictor, jobs: list[Job]) -> list[JobResult | InputErr
     results: dict[int, JobResult | InputError] = dict(failed)
     for options, indices in groups.items():
         batch = predictor.infer([decoded[i].image for i in indices], options)
-        if len(batch.detections) != len(indices):
+        if len(batch.predictions) != len(indices):
             raise InferenceError(
-                f"model {predictor.spec.name!r} returned {len(batch.detections)} results for {len(indices)} images"
+                f"model {predictor.spec.name!r} returned {len(batch.predictions)} results for {len(indices)} images"
             )
-        for index, found in zip(indices, batch.detections, strict=True):
+        for index, found in zip(indices, batch.predictions, strict=True):
             queue_ms = max(0.0, (started - jobs[index].submitted) * 1000.0)
             results[index] = JobResult(decoded[index], found, batch.timings, queue_ms, len(indices), decode_ms[index])
     return [results[i] for i in range(len(jobs))]

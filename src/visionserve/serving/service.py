@@ -19,6 +19,7 @@ import numpy as np
 from visionserve.batching.batcher import Clock
 from visionserve.core.detections import Detections
 from visionserve.core.images import DEFAULT_MAX_PIXELS, DecodedImage
+from visionserve.core.prediction import Prediction, boxes_of
 from visionserve.errors import InputError, InvalidParameterError, ShuttingDownError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
@@ -53,9 +54,9 @@ class Timings:
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The detections of one image.
+    """The prediction of one image.
 
-    ``detections`` are in pixels of the source image (``width x height``, upright). ``image`` is
+    ``prediction`` is in pixels of the source image (``width x height``, upright). ``image`` is
     the decoded BGR image: at source size when the call asked for ``full_size`` (or passed arrays),
     otherwise possibly reduced (``image.shape`` then differs from ``width``/``height``).
     """
@@ -64,10 +65,16 @@ class ImageResult:
     version: str
     width: int
     height: int
-    detections: Detections
+    prediction: Prediction
     timings: Timings
     image: BGRImage
     batch_size: int
+
+    @property
+    def detections(self) -> Detections:
+        """The prediction of a box model (detect, segment, pose); raises :class:`WrongTaskError` for
+        a classifier, whose answer has no boxes."""
+        return boxes_of(self.prediction, self.model)
 
 
 @dataclass(frozen=True)
@@ -289,9 +296,9 @@ class DetectionService:
     def _result(spec: ModelSpec, output: JobResult, total_ms: float) -> ImageResult:
         decoded = output.image
         sx, sy = decoded.scale
-        detections = output.detections if (sx, sy) == (1.0, 1.0) else output.detections.scaled(sx, sy)
+        prediction = output.prediction if (sx, sy) == (1.0, 1.0) else output.prediction.scaled(sx, sy)
         stages = output.timings
         ms = (output.queue_ms, output.decode_ms, stages.preprocess_ms, stages.inference_ms, stages.postprocess_ms)
         timings = Timings(*ms, total_ms)
         size = (decoded.width, decoded.height)
-        return ImageResult(spec.name, spec.version, *size, detections, timings, decoded.image, output.batch_size)
+        return ImageResult(spec.name, spec.version, *size, prediction, timings, decoded.image, output.batch_size)

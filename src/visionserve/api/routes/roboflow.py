@@ -85,7 +85,7 @@ async def infer(request: Request, service: ServiceDep, settings: SettingsDep) ->
     for result in results:
         found = rf.class_agnostic(result.detections, iou) if parsed.request.class_agnostic_nms else result.detections
         picture = (
-            await run_in_threadpool(render_annotated, replace(result, detections=found), labels) if visualize else None
+            await run_in_threadpool(render_annotated, replace(result, prediction=found), labels) if visualize else None
         )
         size = (result.width, result.height)
         answers.append(rf.render_object_detection(found, labels, size, result.timings.total_ms / 1000.0, picture))

@@ -1,0 +1,81 @@
+"""Masks as the wire carries them: polygons in source pixels, or COCO run-length encoding.
+
+Both work from a :class:`~visionserve.core.masks.MaskPatch` (one mask rasterised over its box only),
+so encoding a mask never allocates the whole image.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import cv2
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from visionserve.core.masks import MaskPatch
+
+#: One polygon: ``[[x, y], ...]`` in source pixels.
+Polygon = list[list[float]]
+
+
+class MaskFormat(StrEnum):
+    """How masks appear in an answer."""
+
+    POLYGON = "polygon"  # a list of polygons per instance (a mask can have several parts)
+    RLE = "rle"  # COCO RLE: {"size": [H, W], "counts": str}
+    NONE = "none"
+
+
+def polygons(patch: MaskPatch, decimals: int = 1) -> list[Polygon]:
+    """The outer contours of the mask's parts, each a polygon of at least 3 points whose vertices are
+    the centres of boundary pixels (continuous coordinates: pixel ``x`` covers ``x..x+1``), largest
+    part first; empty when the mask is empty."""
+    if not patch.mask.any():
+        return []
+    contours, _ = cv2.findContours(patch.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    result = []
+    for contour in sorted(contours, key=cv2.contourArea, reverse=True):
+        points = contour.reshape(-1, 2).astype(np.float64) + np.array([patch.x + 0.5, patch.y + 0.5])
+        if len(points) < 3:  # a line or a dot: widen to a polygon with area
+            x0, y0 = points.min(axis=0) - 0.5
+            x1, y1 = points.max(axis=0) + 0.5
+            points = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        result.append(np.round(points, decimals).tolist())
+    return result
+
+
+def run_lengths(patch: MaskPatch, height: int, width: int) -> list[int]:
+    """COCO's uncompressed RLE of the mask on a ``height x width`` image: alternating run lengths of
+    0s and 1s in column-major order, starting with 0s. Computed from the patch alone."""
+    h, w = patch.mask.shape
+    # Column-major, each column framed by a 0 above and below so that runs never cross columns here.
+    framed = np.zeros((w, h + 2), np.int8)
+    framed[:, 1:-1] = patch.mask.T
+    edges = np.diff(framed, axis=1)
+    col_s, row_s = np.nonzero(edges == 1)
+    col_e, row_e = np.nonzero(edges == -1)
+    # Global column-major positions: (x * height + y); both lists come ordered by column then row.
+    starts = (patch.x + col_s) * height + patch.y + row_s
+    ends = (patch.x + col_e) * height + patch.y + row_e
+    if len(starts) > 1:  # a run at a column's bottom continues at the next column's top
+        joined = np.r_[False, ends[:-1] == starts[1:]]
+        starts = starts[~joined]
+        ends = ends[np.r_[~joined[1:], True]]
+    counts: list[int] = []
+    position = 0
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        counts += [start - position, end - start]
+        position = end
+    if position < height * width or not counts:
+        counts.append(height * width - position)
+    return counts
+
+
+def rle(patch: MaskPatch, height: int, width: int) -> dict[str, Any]:
+    """COCO compressed RLE ``{"size": [height, width], "counts": str}`` of the mask, readable by
+    ``pycocotools.mask.decode`` (the compression is pycocotools' own)."""
+    encoded = coco_mask.frPyObjects(
+        {"size": [height, width], "counts": run_lengths(patch, height, width)}, height, width
+    )
+    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}

@@ -1,0 +1,97 @@
+"""The one step that turns a prediction into rows: sorted highest score first, labelled, with masks
+and keypoints in the requested format. Every codec (native JSON, DeepStack, KServe v2, TF Serving,
+Roboflow, /upload, jobs) starts from these rows and only renames and reshapes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from visionserve.core.classifications import Classifications
+from visionserve.core.detections import Detections
+from visionserve.models.labels import Labels
+from visionserve.render.mask_encoding import MaskFormat, Polygon, polygons, rle
+
+
+@dataclass(frozen=True)
+class KeypointRow:
+    """One named keypoint in source pixels, with its score."""
+
+    name: str
+    x: float
+    y: float
+    score: float
+
+
+@dataclass(frozen=True)
+class BoxRow:
+    """One detection: box ``(x1, y1, x2, y2)`` in source pixels; ``polygons`` or ``rle`` when the
+    model gives masks and that format was asked for; ``keypoints`` for pose models."""
+
+    label: str
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]
+    polygons: list[Polygon] | None = None
+    rle: dict[str, Any] | None = None
+    keypoints: tuple[KeypointRow, ...] | None = None
+    tracker_id: int | None = None
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One class of a classification."""
+
+    label: str
+    class_id: int
+    score: float
+
+
+def box_rows(
+    detections: Detections,
+    labels: Labels,
+    image_size: tuple[int, int],
+    mask_format: MaskFormat = MaskFormat.POLYGON,
+) -> list[BoxRow]:
+    """Rows of ``detections`` (in pixels of an image of ``image_size = (width, height)``), highest
+    score first; masks rasterised one at a time over their box only and encoded as ``mask_format``."""
+    ordered = detections.sorted_by_confidence()
+    width, height = image_size
+    rows = []
+    for i in range(len(ordered)):
+        class_id = int(ordered.class_id[i])
+        x1, y1, x2, y2 = (float(v) for v in ordered.xyxy[i])
+        shapes, encoded = None, None
+        if ordered.masks is not None and mask_format is not MaskFormat.NONE:
+            patch = ordered.mask_patch(i, height, width)
+            if mask_format is MaskFormat.POLYGON:
+                shapes = polygons(patch)
+            else:
+                encoded = rle(patch, height, width)
+        points = None
+        if ordered.keypoints is not None:
+            points = tuple(
+                KeypointRow(labels.keypoint_name(k), float(x), float(y), float(s))
+                for k, (x, y, s) in enumerate(ordered.keypoints[i])
+            )
+        track = None if ordered.tracker_id is None else int(ordered.tracker_id[i])
+        score = float(ordered.confidence[i])
+        rows.append(BoxRow(labels.name(class_id), class_id, score, (x1, y1, x2, y2), shapes, encoded, points, track))
+    return rows
+
+
+def class_rows(classes: Classifications, labels: Labels) -> list[ClassRow]:
+    """Rows of ``classes``, highest score first (the value keeps that order)."""
+    return [
+        ClassRow(labels.name(int(c)), int(c), float(s))
+        for c, s in zip(classes.class_id, classes.confidence, strict=True)
+    ]
