@@ -49,7 +49,7 @@ def time_engine(model: NetworkModel, data: bytes) -> dict[str, float]:
     decoded = decode_image(data, min_size=(header_fit.width, header_fit.height))
     decode = time.perf_counter() - start
     result = model.infer([decoded.image])
-    result.detections[0].scaled(*decoded.scale)
+    result.predictions[0].scaled(*decoded.scale)
     total = time.perf_counter() - start
     t = result.timings
     return {

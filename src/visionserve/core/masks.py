@@ -115,12 +115,14 @@ class InstanceMasks:
             bitmap, matrix, (right - left, bottom - top), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
         inside = warped >= INSIDE
-        # The box may cut the patch (Ultralytics crops its masks to the box): pixels whose centre is
-        # outside the box are out.
-        xs = np.arange(left, right) + 0.5
-        ys = np.arange(top, bottom) + 0.5
-        inside &= ((ys >= box[1]) & (ys <= box[3]))[:, None] & ((xs >= box[0]) & (xs <= box[2]))[None, :]
-        inside &= ((ys >= y1) & (ys <= y2))[:, None] & ((xs >= x1) & (xs <= x2))[None, :]
+        # Pixels whose centre lies outside the box (Ultralytics crops its masks to the box) or outside
+        # the region are out: only the patch's border rows and columns can be.
+        x_lo, x_hi = max(x1, float(box[0])), min(x2, float(box[2]))
+        y_lo, y_hi = max(y1, float(box[1])), min(y2, float(box[3]))
+        cols = np.arange(left, right) + 0.5
+        rows = np.arange(top, bottom) + 0.5
+        inside[:, (cols < x_lo) | (cols > x_hi)] = False
+        inside[(rows < y_lo) | (rows > y_hi), :] = False
         return MaskPatch(left, top, inside)
 
 

@@ -49,15 +49,15 @@ def run_lengths(patch: MaskPatch, height: int, width: int) -> list[int]:
     """COCO's uncompressed RLE of the mask on a ``height x width`` image: alternating run lengths of
     0s and 1s in column-major order, starting with 0s. Computed from the patch alone."""
     h, w = patch.mask.shape
-    # Column-major, each column framed by a 0 above and below so that runs never cross columns here.
+    # Column-major, each column framed by a 0 above and below so that runs never cross columns here:
+    # transitions then alternate start, end within the flattened frame.
     framed = np.zeros((w, h + 2), np.int8)
     framed[:, 1:-1] = patch.mask.T
-    edges = np.diff(framed, axis=1)
-    col_s, row_s = np.nonzero(edges == 1)
-    col_e, row_e = np.nonzero(edges == -1)
-    # Global column-major positions: (x * height + y); both lists come ordered by column then row.
-    starts = (patch.x + col_s) * height + patch.y + row_s
-    ends = (patch.x + col_e) * height + patch.y + row_e
+    flips = np.flatnonzero(np.diff(framed.ravel())) + 1
+    columns, rows = np.divmod(flips, h + 2)
+    # Global column-major positions (x * height + y) of each run's first pixel and one past its last.
+    positions = (patch.x + columns) * height + patch.y + rows - 1
+    starts, ends = positions[0::2], positions[1::2]
     if len(starts) > 1:  # a run at a column's bottom continues at the next column's top
         joined = np.r_[False, ends[:-1] == starts[1:]]
         starts = starts[~joined]
