@@ -66,9 +66,8 @@ def main() -> None:
     assert found.masks is not None
     compact = sum(b.nbytes for b in found.masks.bitmaps) + found.masks.regions.nbytes
     print(f"{args.instances} masks on a {WIDTH}x{HEIGHT} image, median of {args.repeat} runs")
-    print(
-        f"memory: compact {compact / 1024:.1f} KiB; dense N x H x W booleans {args.instances * WIDTH * HEIGHT / 2**20:.1f} MiB"
-    )
+    dense = args.instances * WIDTH * HEIGHT / 2**20
+    print(f"memory: compact {compact / 1024:.1f} KiB; dense N x H x W booleans {dense:.1f} MiB")
     print("mask format   ms per image   (rows with masks rasterised at source resolution and encoded)")
     for mask_format in (MaskFormat.NONE, MaskFormat.POLYGON, MaskFormat.RLE):
         samples = []
