@@ -10,6 +10,8 @@ preprocessing and decoding code.
   of a 32x32 input. The objectness logit is ``obj_weight * red + obj_bias`` (``red`` the
   input's first channel, i.e. red for RGB input scaled to [0, 1]); every other logit is a constant
   bias. So only grid cells that contain red pixels hold an object, at a hand-computable box.
+* :func:`quantized_tflite` writes a LiteRT model of two quantise/dequantise ops, whose outputs are
+  hand-computable from the quantisation parameters.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
+import flatbuffers
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -176,3 +180,66 @@ def write_image(path: Path, image: BGRImage) -> Path:
     if not cv2.imwrite(str(path), image):
         raise OSError(f"cannot write {path}")
     return path
+
+
+@dataclass(frozen=True)
+class QuantizedTflite:
+    """A model written by :func:`quantized_tflite` and the quantisation of its tensors."""
+
+    path: Path
+    pixels_scale: float
+    pixels_zero: int  # zero point of the ``pixels`` input in its own type (uint8 or int8)
+    codes_scale: float
+    codes_zero: int
+
+
+def quantized_tflite(path: Path, pixels_type: str = "uint8") -> QuantizedTflite:
+    """Write a LiteRT flatbuffer (no TensorFlow: the schema's object API that ``ai-edge-litert``
+    ships) with two ops on ``[B, 4]`` tensors, B resizable:
+
+    * ``real = DEQUANTIZE(pixels)``: ``pixels`` is a quantised ``pixels_type`` input (scale 0.5,
+      zero point 10 for uint8, -118 for int8: the same real values for pixel ``p`` fed as ``p`` or
+      ``p - 128``), ``real`` a float32 output;
+    * ``codes = QUANTIZE(values)``: ``values`` is a float32 input, ``codes`` a uint8 output with
+      scale 0.25 and zero point 3.
+    """
+    from ai_edge_litert import schema_py_generated as tfl
+
+    def tensor(name: str, kind: int, buffer: int, scale: float | None = None, zero: int = 0) -> Any:
+        item = tfl.TensorT()
+        item.name, item.type, item.buffer, item.shape, item.shapeSignature = name, kind, buffer, [1, 4], [-1, 4]
+        if scale is not None:
+            item.quantization = tfl.QuantizationParametersT()
+            item.quantization.scale, item.quantization.zeroPoint = [scale], [zero]
+        return item
+
+    def operator(code: int, inputs: list[int], outputs: list[int]) -> Any:
+        item = tfl.OperatorT()
+        item.opcodeIndex, item.inputs, item.outputs = code, inputs, outputs
+        return item
+
+    def opcode(builtin: int) -> Any:
+        item = tfl.OperatorCodeT()
+        item.builtinCode, item.deprecatedBuiltinCode, item.version = builtin, min(builtin, 127), 1
+        return item
+
+    int8 = pixels_type == "int8"
+    pixels_zero = -118 if int8 else 10
+    graph = tfl.SubGraphT()
+    graph.name = "main"
+    graph.tensors = [
+        tensor("pixels", tfl.TensorType.INT8 if int8 else tfl.TensorType.UINT8, 1, 0.5, pixels_zero),
+        tensor("values", tfl.TensorType.FLOAT32, 2),
+        tensor("real", tfl.TensorType.FLOAT32, 3),
+        tensor("codes", tfl.TensorType.UINT8, 4, 0.25, 3),
+    ]
+    graph.inputs, graph.outputs = [0, 1], [2, 3]
+    graph.operators = [operator(0, [0], [2]), operator(1, [1], [3])]
+    model = tfl.ModelT()
+    model.version, model.description, model.subgraphs = 3, "visionserve test model", [graph]
+    model.operatorCodes = [opcode(tfl.BuiltinOperator.DEQUANTIZE), opcode(tfl.BuiltinOperator.QUANTIZE)]
+    model.buffers = [tfl.BufferT() for _ in range(5)]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return QuantizedTflite(path, 0.5, pixels_zero, 0.25, 3)

@@ -19,6 +19,7 @@ ONLY_IN = {
     "sqlalchemy": ("storage/",),
     "alembic": ("storage/",),
     "onnxruntime": ("backends/onnxruntime.py",),
+    "ai_edge_litert": ("backends/litert.py",),
 }
 #: Packages of visionserve that core/ must not import.
 CORE_MAY_IMPORT = {"visionserve.errors", "visionserve.types", "visionserve.core"}

@@ -32,6 +32,7 @@ from pydantic_settings import (
 from visionserve.core.images import DEFAULT_MAX_PIXELS
 from visionserve.errors import ConfigError
 from visionserve.jobs.model import ArtifactBackend
+from visionserve.models.preload import Preload, parse_preload
 
 ENV_PREFIX = "VISIONSERVE_"
 
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
     )
     threads: int | None = Field(
         None, ge=1, le=1024, description="CPU cores that inference may use (default: every core of this process)."
+    )
+    preload: str = Field(
+        Preload.AUTO.value,
+        description="Models loaded at start: auto (the default model and every model of --models; other built-ins "
+        "load on their first request), all, none, or comma-separated model names.",
     )
     debug: bool = Field(False, description="Put tracebacks of internal errors in responses.")
     log_level: LogLevel = Field(LogLevel.INFO, description="Log level of visionserve and the HTTP server.")
@@ -140,6 +146,12 @@ class Settings(BaseSettings):
             hosts = (host.strip().lower() if isinstance(host, str) else host for host in value)
             return tuple(host for host in hosts if host != "")
         return value
+
+    @field_validator("preload", mode="before")
+    @classmethod
+    def _normalise_preload(cls, value: Any) -> Any:
+        """A keyword or comma-separated names (a list in YAML), normalised by :func:`parse_preload`."""
+        return parse_preload(value) if isinstance(value, str | list | tuple) else value
 
     @field_validator("api_keys", mode="before")
     @classmethod

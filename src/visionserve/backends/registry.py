@@ -27,9 +27,16 @@ def _onnxruntime(spec: ModelSpec) -> Session:
     return OnnxRuntimeSession(spec.path(spec.network[0].model), runtime.providers, runtime.threads, runtime.device_id)
 
 
+def _litert(spec: ModelSpec) -> Session:
+    from visionserve.backends.litert import LiteRTSession
+
+    return LiteRTSession(spec.path(spec.network[0].model), spec.runtime.threads)
+
+
 _OPENERS: dict[BackendKind, Callable[[ModelSpec], Session]] = {
     BackendKind.OPENCV_DNN: _opencv,
     BackendKind.ONNXRUNTIME: _onnxruntime,
+    BackendKind.LITERT: _litert,
 }
 
 

@@ -128,11 +128,13 @@ def serve(**flags: Any) -> None:
     import uvicorn
 
     from visionserve.api.app import create_app, drain
+    from visionserve.models.preload import preload_names
     from visionserve.models.repository import ModelRepository
 
     settings = Settings.load(**flags)
     _configure_logging(settings.log_level)
     repository = ModelRepository.scan(settings.models)
+    preload_names(settings.preload, repository)  # unknown names stop the server here, before it binds
     for name, error in sorted(repository.broken.items()):
         logger.error("model %s is not valid and will not be served: %s", name, error)
     app = create_app(settings, repository)

@@ -1,16 +1,19 @@
 """The model repository: a folder with one sub-folder (holding a ``model.yaml``) per model.
 
-The embedded default model is always present, even with no folder at all. A ``model.yaml`` that
-does not validate does not hide the others: it is listed with its error.
+The built-in models (:mod:`visionserve.models.builtin`, the default model first) are always present,
+even with no folder at all; a folder that defines a model of the same name replaces the built-in. A
+``model.yaml`` that does not validate does not hide the others: it is listed with its error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionserve.errors import ModelNotFoundError, ModelSpecError
-from visionserve.models.default import DEFAULT_MODEL_NAME, default_spec
+from visionserve.models.builtin import builtin_specs
+from visionserve.models.default import DEFAULT_MODEL_NAME
 from visionserve.models.spec import SPEC_FILENAME, ModelSpec, load_spec
 
 #: Suffixes of model files that can be served without a ``model.yaml``.
@@ -21,20 +24,28 @@ BARE_MODEL_SUFFIXES = frozenset({".onnx", ".pb", ".weights", ".cfg"})
 class ModelRepository:
     """Specs found under ``root`` at construction (call :meth:`rescan` for a fresh view).
 
-    ``specs`` maps names to valid specs; ``broken`` maps folder names to their validation error.
+    ``specs`` maps names to valid specs; ``broken`` maps folder names to their validation error;
+    ``builtin`` names the specs that are built-in (not replaced by a folder).
     """
 
     root: Path | None
     specs: dict[str, ModelSpec] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     default_name: str = DEFAULT_MODEL_NAME
+    builtin: frozenset[str] = frozenset()
+    builtins: tuple[ModelSpec, ...] = field(default=(), repr=False)  # what rescan starts from
 
     @classmethod
-    def scan(cls, root: Path | None) -> ModelRepository:
-        """Read every ``<root>/<folder>/model.yaml``; the default model is added unless a folder
-        defines a model of the same name."""
-        specs: dict[str, ModelSpec] = {DEFAULT_MODEL_NAME: default_spec()}
+    def scan(cls, root: Path | None, builtins: Sequence[ModelSpec] | None = None) -> ModelRepository:
+        """Read every ``<root>/<folder>/model.yaml`` beside the built-in specs (``builtins``, default
+        :func:`~visionserve.models.builtin.builtin_specs`; the first is the default model). A folder
+        that defines a built-in's name replaces it; two folders of one name: the second is broken."""
+        builtins = builtin_specs() if builtins is None else builtins
+        if not builtins:
+            raise ValueError("a repository needs at least one built-in spec: the default model")
+        specs: dict[str, ModelSpec] = {spec.name: spec for spec in builtins}
         broken: dict[str, str] = {}
+        found: set[str] = set()
         if root is not None:
             if not root.is_dir():
                 raise ModelSpecError(f"model repository {root} is not a folder")
@@ -44,14 +55,16 @@ class ModelRepository:
                 except ModelSpecError as exc:
                     broken[path.parent.name] = str(exc)
                     continue
-                if spec.name in specs and spec.name != DEFAULT_MODEL_NAME:
+                if spec.name in found:
                     broken[path.parent.name] = f"{path}: field 'name': {spec.name!r} is already defined"
                     continue
+                found.add(spec.name)
                 specs[spec.name] = spec
-        return cls(root, specs, broken)
+        builtin = frozenset(spec.name for spec in builtins) - found
+        return cls(root, specs, broken, builtins[0].name, builtin, tuple(builtins))
 
     def rescan(self) -> ModelRepository:
-        return ModelRepository.scan(self.root)
+        return ModelRepository.scan(self.root, self.builtins or None)
 
     def names(self) -> list[str]:
         return sorted(self.specs)

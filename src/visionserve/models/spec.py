@@ -43,6 +43,7 @@ class Task(StrEnum):
 class BackendKind(StrEnum):
     OPENCV_DNN = "opencv_dnn"
     ONNXRUNTIME = "onnxruntime"
+    LITERT = "litert"
     PLUGIN = "plugin"
 
 

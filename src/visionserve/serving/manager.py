@@ -4,7 +4,9 @@ Each model of the repository has a state (:class:`ModelState`). Loading opens it
 in its own thread), warms each up with one forward pass (admitted by the thread governor like any
 other), and starts its batcher; unloading stops the
 batcher (queued requests still run) and closes the instances. Requests reach a model only while it
-is ``loaded``; otherwise :class:`~visionserve.errors.ModelNotReadyError` says why.
+is ``loaded``; otherwise :class:`~visionserve.errors.ModelNotReadyError` says why, except for a
+model that loads *on demand* (not preloaded, see :mod:`visionserve.models.preload`): its first
+request loads it (concurrent first requests share that one load) until it is unloaded explicitly.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -48,7 +50,8 @@ class ServingObserver(Protocol):
 @dataclass(frozen=True)
 class ModelStatus:
     """A snapshot of one model: ``spec``/``labels`` are None for a ``model.yaml`` that does not
-    validate (``error`` says why); ``instances`` is the number it runs (or would run) with."""
+    validate (``error`` says why); ``instances`` is the number it runs (or would run) with;
+    ``on_demand``: its next request loads it."""
 
     name: str
     state: ModelState
@@ -57,6 +60,7 @@ class ModelStatus:
     instances: int
     queue_depth: int
     error: str | None = None
+    on_demand: bool = False
 
 
 def uses_opencv_threads(spec: ModelSpec) -> bool:
@@ -73,6 +77,22 @@ def instance_count(spec: ModelSpec, override: int | None, cores: int) -> int:
     if "instances" in spec.model_fields_set or not uses_opencv_threads(spec):
         return spec.instances
     return cores
+
+
+def session_threads(spec: ModelSpec, instances: int, cores: int) -> ModelSpec:
+    """``spec`` with the thread count that each of its ``instances`` sessions opens with.
+
+    A LiteRT interpreter fixes its thread count when it is built, so the governor cannot give a
+    lone request every core and loaded instances one each, as it does for OpenCV. Each instance
+    gets an equal share of the cores instead (``cores // instances``, at least 1): one instance
+    (the default for non-OpenCV backends) gets every core, and instances running at once never ask
+    for more threads than there are cores. ``runtime.threads`` set in the model.yaml wins; other
+    backends are returned as they are.
+    """
+    if spec.backend is not BackendKind.LITERT or spec.runtime.threads:
+        return spec
+    runtime = spec.runtime.model_copy(update={"threads": max(1, cores // instances)})
+    return spec.model_copy(update={"runtime": runtime})
 
 
 class ServedModel:
@@ -149,6 +169,8 @@ class _Entry:
     error: str | None = None
     served: ServedModel | None = None
     lock: asyncio.Lock | None = None
+    on_demand: bool = False
+    loading: asyncio.Task[ModelStatus] | None = None
 
 
 class ModelManager:
@@ -159,6 +181,8 @@ class ModelManager:
         governor: shared by every model of the process.
         instances: overrides every model's instance count.
         load: builds one predictor from a spec (default :func:`load_model`).
+        preload: the models that :meth:`load_all` loads (default: every model); the others load
+            on demand, on their first request through :meth:`acquire`.
     """
 
     def __init__(
@@ -170,6 +194,7 @@ class ModelManager:
         observer: ServingObserver | None = None,
         load: Callable[[ModelSpec], Predictor] = load_model,
         clock: Clock | None = None,
+        preload: Collection[str] | None = None,
     ) -> None:
         self.repository = repository
         self._governor = governor
@@ -182,6 +207,8 @@ class ModelManager:
             self._entries[name] = self._entry(repository.specs[name])
         for name, error in repository.broken.items():
             self._entries.setdefault(name, _Entry(None, None, ModelState.FAILED, error))
+        for name, entry in self._entries.items():
+            entry.on_demand = preload is not None and name not in preload and entry.spec is not None
 
     @staticmethod
     def _entry(spec: ModelSpec) -> _Entry:
@@ -211,7 +238,8 @@ class ModelManager:
         if entry.spec is not None and not count:
             count = instance_count(entry.spec, self._instances, self._governor.cores)
         depth = entry.served.batcher.depth if entry.served else 0
-        return ModelStatus(name, entry.state, entry.spec, entry.labels, count, depth, entry.error)
+        on_demand = entry.on_demand and entry.state in {ModelState.UNLOADED, ModelState.LOADING}
+        return ModelStatus(name, entry.state, entry.spec, entry.labels, count, depth, entry.error, on_demand)
 
     def statuses(self) -> list[ModelStatus]:
         return [self.status(name) for name in self.names()]
@@ -223,6 +251,27 @@ class ModelManager:
             return entry.served
         reason = f": {entry.error}" if entry.error else ""
         raise ModelNotReadyError(f"model {name!r} is not available: it is {entry.state.value}{reason}")
+
+    async def acquire(self, name: str) -> ServedModel:
+        """The loaded model ``name``, loaded first when it loads on demand: concurrent first requests
+        wait for one shared load, which a cancelled request does not cancel. Raises
+        :class:`ModelNotFoundError` or :class:`ModelNotReadyError` (not loaded, or its load failed)."""
+        entry = self._get(name)
+        if entry.on_demand and entry.state in {ModelState.UNLOADED, ModelState.LOADING}:
+            if entry.loading is None:
+                entry.loading = asyncio.get_running_loop().create_task(self.load(name), name=f"load-{name}")
+                entry.loading.add_done_callback(lambda task: self._loaded_on_demand(entry, task))
+            try:
+                await asyncio.shield(entry.loading)
+            except VisionServeError as exc:
+                raise ModelNotReadyError(f"model {name!r} failed to load on its first request: {exc}") from exc
+        return self.served(name)
+
+    @staticmethod
+    def _loaded_on_demand(entry: _Entry, task: asyncio.Task[ModelStatus]) -> None:
+        entry.loading = None
+        if not task.cancelled():
+            task.exception()  # retrieved here: the requests that waited for it may all be gone
 
     def spec(self, name: str) -> ModelSpec:
         """The spec of ``name`` (loaded or not); raises :class:`ModelNotFoundError` or, for a broken
@@ -269,8 +318,9 @@ class ModelManager:
 
     async def _open(self, spec: ModelSpec, labels: Labels) -> ServedModel:
         count = instance_count(spec, self._instances, self._governor.cores)
+        threaded = session_threads(spec, count, self._governor.cores)
         opened = await asyncio.gather(
-            *(ModelInstance.open(spec, i, self._load) for i in range(count)), return_exceptions=True
+            *(ModelInstance.open(threaded, i, self._load) for i in range(count)), return_exceptions=True
         )
         instances = [item for item in opened if isinstance(item, ModelInstance)]
         failure = next((item for item in opened if isinstance(item, BaseException)), None)
@@ -288,8 +338,10 @@ class ModelManager:
         return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock)
 
     async def unload(self, name: str) -> ModelStatus:
-        """Stop taking requests for ``name``, finish the queued ones, close its instances."""
+        """Stop taking requests for ``name``, finish the queued ones, close its instances. A model
+        that loaded on demand stays unloaded until :meth:`load` (requests get 503 meanwhile)."""
         entry = self._get(name)
+        entry.on_demand = False
         entry.lock = entry.lock or asyncio.Lock()
         async with entry.lock:
             served = entry.served
@@ -304,10 +356,10 @@ class ModelManager:
         return self.status(name)
 
     async def load_all(self) -> None:
-        """Load every valid model, one after the other; failures are logged and leave the model
-        ``failed`` (the others still load)."""
+        """Load every valid model that does not load on demand, one after the other; failures are
+        logged and leave the model ``failed`` (the others still load)."""
         for name in self.names():
-            if self._entries[name].state is ModelState.UNLOADED:
+            if self._entries[name].state is ModelState.UNLOADED and not self._entries[name].on_demand:
                 try:
                     await self.load(name)
                 except VisionServeError:

@@ -23,6 +23,7 @@ from visionserve.core.prediction import Prediction, boxes_of
 from visionserve.errors import InputError, InvalidParameterError, ShuttingDownError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
+from visionserve.models.preload import Preload, preload_names
 from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import InputSpec, ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor
@@ -79,7 +80,8 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class Readiness:
-    """Whether the service takes traffic: start-up loading done, not draining, a model loaded."""
+    """Whether the service takes traffic: start-up loading done, not draining, a model loaded (or
+    loading on its first request)."""
 
     ready: bool
     reason: str
@@ -88,15 +90,17 @@ class Readiness:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """What the service needs from the settings."""
+    """What the service needs from the settings. ``preload``: the models loaded at start (see
+    :mod:`visionserve.models.preload`; here every model by default, ``auto`` in the settings)."""
 
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     instances: int | None = None
     cores: int = field(default_factory=available_cores)
+    preload: str = Preload.ALL.value
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
-        return cls(settings.max_image_pixels, settings.instances, settings.cores)
+        return cls(settings.max_image_pixels, settings.instances, settings.cores, settings.preload)
 
 
 def as_image(array: Any) -> BGRImage:
@@ -147,7 +151,13 @@ class DetectionService:
         self.config = config or ServiceConfig()
         self.governor = ThreadGovernor(self.config.cores, set_threads)
         self.manager = ModelManager(
-            repository, self.governor, instances=self.config.instances, observer=observer, load=load, clock=clock
+            repository,
+            self.governor,
+            instances=self.config.instances,
+            observer=observer,
+            load=load,
+            clock=clock,
+            preload=preload_names(self.config.preload, repository),
         )
         self.draining = False
         self._pool: ThreadPoolExecutor | None = None
@@ -156,7 +166,8 @@ class DetectionService:
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self, wait: bool = False) -> None:
-        """Start loading and warming up every model in the background (``wait``: until done)."""
+        """Start loading and warming up the preloaded models in the background (``wait``: until
+        done); the others load on their first request."""
         self._pool = ThreadPoolExecutor(max_workers=self.config.cores, thread_name_prefix="decode")
         self._startup = asyncio.get_running_loop().create_task(self.manager.load_all(), name="load-models")
         if wait:
@@ -182,13 +193,14 @@ class DetectionService:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def readiness(self) -> Readiness:
-        states = {status.name: status.state for status in self.manager.statuses()}
+        statuses = self.manager.statuses()
+        states = {status.name: status.state for status in statuses}
         if self.draining:
             return Readiness(False, "shutting down", states)
         if self._startup is None or not self._startup.done():
             return Readiness(False, "loading models", states)
-        if ModelState.LOADED not in states.values():
-            return Readiness(False, "no model is loaded", states)
+        if not any(status.state is ModelState.LOADED or status.on_demand for status in statuses):
+            return Readiness(False, "no model is loaded or loads on demand", states)
         return Readiness(True, "ready", states)
 
     # -- models -----------------------------------------------------------------------------
@@ -239,7 +251,9 @@ class DetectionService:
         instance's thread decodes. The images of one call are queued together, so they share
         forward passes.
 
-        Raises :class:`ModelNotFoundError`, :class:`ModelNotReadyError` (not loaded),
+        A model that loads on demand is loaded (and warmed up) first.
+
+        Raises :class:`ModelNotFoundError`, :class:`ModelNotReadyError` (not loaded, or its load failed),
         :class:`ShuttingDownError`, :class:`InvalidParameterError` (no image, a bad array),
         :class:`ImageDecodeError`, :class:`ImageTooLargeError` (the message names the image when
         there are several), :class:`OverloadedError` (queue full) or the model's
@@ -248,7 +262,7 @@ class DetectionService:
         started = time.perf_counter()
         if self.draining:
             raise ShuttingDownError("the server is shutting down and takes no new requests")
-        served = self.manager.served(self.resolve_name(model))
+        served = await self.manager.acquire(self.resolve_name(model))
         if not images:
             raise InvalidParameterError("no image given")
         served.batcher.check_room(len(images))  # refuse before decoding, not after
