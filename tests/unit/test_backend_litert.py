@@ -202,7 +202,7 @@ def test_registry_opens_litert_specs_with_their_threads() -> None:
             "task": "pose",
             "files": {"model": MOVENET.name},
             "input": {"width": 192, "height": 192, "layout": "nhwc", "dtype": "uint8"},
-            "decoder": {"layout": "tf_ssd"},
+            "decoder": {"layout": "movenet"},
             "runtime": {"threads": 1},
         },
         "test",

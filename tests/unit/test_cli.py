@@ -73,8 +73,10 @@ def test_bad_inputs_fail_clearly(tmp_path: Path, photo_files: dict[str, str]) ->
 @pytest.mark.parametrize("as_json", [True, False])
 def test_models_list_and_info(as_json: bool) -> None:
     if as_json:
-        listed = json.loads(run("models", "list", "--json", "--check").stdout)
-        assert listed["models"][0]["name"] == "ssd-mobilenet-v2-coco" and listed["models"][0]["loads"] is True
+        listed = {m["name"]: m for m in json.loads(run("models", "list", "--json", "--check").stdout)["models"]}
+        assert set(listed) == {"ssd-mobilenet-v2-coco", "efficientnet-lite3", "movenet-lightning"}
+        assert all(model["loads"] is True for model in listed.values())
+        assert listed["movenet-lightning"]["task"] == "pose"
         info = json.loads(run("models", "info", "ssd-mobilenet-v2-coco").stdout)
         assert info["input"] == [300, 300] and info["labels"]["1"] == "person" and info["loads"] is True
     else:

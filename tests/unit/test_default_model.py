@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import PHOTOS
 
 from visionserve.errors import InvalidParameterError
+from visionserve.models.builtin import CLASSIFIER_NAME, POSE_NAME
 from visionserve.models.default import DEFAULT_MODEL_NAME, default_spec
 from visionserve.models.loading import load_model
 from visionserve.models.repository import ModelRepository
@@ -19,6 +20,9 @@ def model() -> NetworkModel:
     loaded = load_model(default_spec())
     assert isinstance(loaded, NetworkModel)
     return loaded
+
+
+BUILTINS = [DEFAULT_MODEL_NAME, CLASSIFIER_NAME, POSE_NAME]
 
 
 def direct(image: np.ndarray, conf: float) -> list[tuple[int, float, np.ndarray]]:
@@ -78,7 +82,7 @@ def test_bad_options_are_clear(model: NetworkModel) -> None:
 
 def test_default_model_is_always_in_the_repository(tmp_path: object) -> None:
     repo = ModelRepository.scan(None)
-    assert repo.names() == [DEFAULT_MODEL_NAME]
+    assert repo.names() == sorted(BUILTINS)
     labels = load_model(repo.resolve(None)).labels
     assert (labels.name(1), labels.name(3), labels.name(6), labels.name(17), labels.name(47)) == (
         "person",

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from visionserve.errors import ModelNotFoundError, ModelSpecError
+from visionserve.models.builtin import CLASSIFIER_NAME, POSE_NAME
 from visionserve.models.default import DEFAULT_MODEL_NAME
 from visionserve.models.labels import read_labels_file
 from visionserve.models.loading import spec_labels
@@ -22,6 +23,9 @@ thresholds: {conf: 0.25}
 batching: {max_batch_size: 4}
 instances: 2
 """
+
+
+BUILTINS = [DEFAULT_MODEL_NAME, CLASSIFIER_NAME, POSE_NAME]
 
 
 def write(root: Path, folder: str, text: str) -> Path:
@@ -72,7 +76,7 @@ def test_repository_lists_good_models_and_reports_broken_ones(tmp_path: Path) ->
     write(tmp_path, "my-yolo", GOOD)
     write(tmp_path, "broken", "name: broken\nbackend: plugin\n")
     repo = ModelRepository.scan(tmp_path)
-    assert repo.names() == ["my-yolo", DEFAULT_MODEL_NAME]
+    assert repo.names() == sorted(["my-yolo", *BUILTINS])
     assert "plugin" in repo.broken["broken"]
     with pytest.raises(ModelSpecError, match="broken"):
         repo.get("broken")
@@ -83,7 +87,7 @@ def test_repository_lists_good_models_and_reports_broken_ones(tmp_path: Path) ->
 
 
 def test_empty_or_missing_folder(tmp_path: Path) -> None:
-    assert ModelRepository.scan(tmp_path).names() == [DEFAULT_MODEL_NAME]
+    assert ModelRepository.scan(tmp_path).names() == sorted(BUILTINS)
     with pytest.raises(ModelSpecError, match="is not a folder"):
         ModelRepository.scan(tmp_path / "missing")
 

