@@ -32,6 +32,7 @@ from pydantic_settings import (
 from visionserve.core.images import DEFAULT_MAX_PIXELS
 from visionserve.errors import ConfigError
 from visionserve.jobs.model import ArtifactBackend
+from visionserve.outbound import parse_networks
 
 ENV_PREFIX = "VISIONSERVE_"
 
@@ -118,6 +119,14 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="Shared secret that signs job webhooks (HMAC-SHA256); webhooks are refused without it."
     )
+    webhook_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated hosts that job webhooks may be sent to, or * for any (empty: refused)."
+    )
+    outbound_allow_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated CIDR blocks (e.g. 10.0.0.0/8) that image URLs and webhooks may reach "
+        "although they are loopback, private or link-local (default: public addresses only).",
+    )
     webhook_attempts: int = Field(6, ge=1, le=50, description="Tries per webhook, with exponential backoff.")
     webhook_backoff: float = Field(1.0, ge=0, le=3600, description="Seconds before the first webhook retry.")
     # protocols
@@ -129,7 +138,7 @@ class Settings(BaseSettings):
         (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
     )
 
-    @field_validator("jobs_url_hosts", "url_image_hosts", mode="before")
+    @field_validator("jobs_url_hosts", "url_image_hosts", "webhook_hosts", "outbound_allow_networks", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         """A comma-separated string, or a list (YAML), to stripped lower-case hosts without blanks;
@@ -139,6 +148,12 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             hosts = (host.strip().lower() if isinstance(host, str) else host for host in value)
             return tuple(host for host in hosts if host != "")
+        return value
+
+    @field_validator("outbound_allow_networks")
+    @classmethod
+    def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_networks(value)
         return value
 
     @field_validator("api_keys", mode="before")

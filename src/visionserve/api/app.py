@@ -24,6 +24,7 @@ from visionserve.api.routes.protocol_support import SELF_AUTHENTICATING_PREFIXES
 from visionserve.api.uploads import UploadStore
 from visionserve.jobs.service import JobService
 from visionserve.models.repository import ModelRepository
+from visionserve.outbound import OutboundPolicy, Resolver, parse_networks, system_resolver
 from visionserve.serving.service import DetectionService, ServiceConfig
 from visionserve.serving.threads import set_opencv_threads
 from visionserve.settings import Settings
@@ -38,6 +39,7 @@ def create_app(
     set_threads: Callable[[int], None] = set_opencv_threads,
     service: DetectionService | None = None,
     jobs_service: JobService | None = None,
+    resolver: Resolver = system_resolver,
 ) -> FastAPI:
     """The HTTP app serving ``repository`` under ``settings``.
 
@@ -45,6 +47,7 @@ def create_app(
     every model in the background (``/readyz`` answers 503 until they are warm) and closes it on
     shutdown. ``set_threads`` applies OpenCV's thread count (tests inject a recorder). The job service
     (``app.state.jobs``) is built from the settings, or ``jobs_service`` is started, in the lifespan too.
+    ``resolver`` resolves the hosts of URLs the server fetches itself (see :mod:`visionserve.outbound`).
     """
 
     @asynccontextmanager
@@ -55,7 +58,7 @@ def create_app(
         app.state.service = running
         await running.start()
         try:
-            await start_jobs(app, settings, repository, jobs_service)
+            await start_jobs(app, settings, repository, jobs_service, resolver)
             logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
             yield
         finally:
@@ -77,6 +80,13 @@ def create_app(
     app.state.metrics = metrics
     app.state.uploads = UploadStore(settings.upload_dir or settings.data_dir / "uploads", settings.upload_max_tasks)
     app.state.in_flight = in_flight
+    app.state.url_images = OutboundPolicy(
+        settings.url_image_hosts,
+        parse_networks(settings.outbound_allow_networks),
+        resolver,
+        "url image",
+        "url_image_hosts",
+    )
     app.state.service = None
     app.state.jobs = None
 

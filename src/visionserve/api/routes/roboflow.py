@@ -4,13 +4,13 @@
 The registry lists loaded models; ``/model/add`` loads one, ``/model/remove`` unloads it,
 ``/model/clear`` unloads all. API keys may come as ``api_key`` in the JSON body or the query (the
 SDK's legacy transport) or as ``Authorization: Bearer``. ``{"type": "url"}`` images are fetched only
-only from the hosts of the ``url_image_hosts`` setting. Errors are ``{"message": "..."}``.
+from the hosts of the ``url_image_hosts`` setting, under :mod:`visionserve.outbound`'s address rules.
+Errors are ``{"message": "..."}``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import httpx
 from fastapi import APIRouter, Request, Response
@@ -23,10 +23,10 @@ from visionserve.api.routes.protocol_support import ProtocolError, check_key, pr
 from visionserve.api.wire import roboflow as rf
 from visionserve.api.wire.common import ImageInput
 from visionserve.api.wire.native import render_annotated
-from visionserve.errors import ImageTooLargeError, InputError, InvalidParameterError
+from visionserve.errors import ImageTooLargeError, InputError
+from visionserve.outbound import OutboundPolicy, Target
 from visionserve.serving.manager import ModelState, ModelStatus
 from visionserve.serving.service import DetectionService
-from visionserve.settings import Settings
 
 _URL_TIMEOUT_S = 10.0
 
@@ -38,10 +38,12 @@ def _error(error: ProtocolError) -> Response:
 router = APIRouter(tags=["roboflow"], route_class=protocol_route(_error))
 
 
-async def _download(client: httpx.AsyncClient, url: str, max_bytes: int) -> bytes:
+async def _download(client: httpx.AsyncClient, target: Target, max_bytes: int) -> bytes:
+    url = str(target.url)
     chunks, size = [], 0
     try:
-        async with client.stream("GET", url) as response:
+        response = await client.send(target.request(client, "GET"), stream=True)
+        try:
             if response.status_code != 200:
                 raise InputError(f"Could not load input image. Cause: {url} answered HTTP {response.status_code}")
             async for chunk in response.aiter_bytes():
@@ -49,23 +51,25 @@ async def _download(client: httpx.AsyncClient, url: str, max_bytes: int) -> byte
                 if size > max_bytes:
                     raise ImageTooLargeError(f"image at {url} is larger than {max_bytes} bytes")
                 chunks.append(chunk)
+        finally:
+            await response.aclose()
     except httpx.HTTPError as exc:
         raise InputError(f"Could not load input image. Cause: {url}: {exc}") from exc
     return b"".join(chunks)
 
 
-async def _images(parsed: rf.ParsedDetection, settings: Settings) -> list[ImageInput]:
-    """The request's images with ``url`` ones downloaded (when the settings allow it)."""
-    urls = [item for item in parsed.images if isinstance(item, rf.UrlImage)]
-    for item in urls:
-        host = (urlsplit(item.url).hostname or "").lower()
-        if host not in settings.url_image_hosts:
-            raise InvalidParameterError(f"url images from {host!r} are not allowed here (setting url_image_hosts)")
+async def _images(parsed: rf.ParsedDetection, policy: OutboundPolicy, max_bytes: int) -> list[ImageInput]:
+    """The request's images with ``url`` ones downloaded, when ``policy`` (setting
+    ``url_image_hosts``) allows them; every URL is checked before any is fetched."""
+    urls = [item.url for item in parsed.images if isinstance(item, rf.UrlImage)]
+    for url in urls:
+        policy.check(url)
     if not urls:
         return [item for item in parsed.images if not isinstance(item, rf.UrlImage)]
+    targets = {url: await run_in_threadpool(policy.resolve, url) for url in urls}
     async with httpx.AsyncClient(timeout=_URL_TIMEOUT_S, follow_redirects=False) as client:
         return [
-            await _download(client, item.url, settings.max_body_bytes) if isinstance(item, rf.UrlImage) else item
+            await _download(client, targets[item.url], max_bytes) if isinstance(item, rf.UrlImage) else item
             for item in parsed.images
         ]
 
@@ -79,7 +83,8 @@ async def infer(request: Request, service: ServiceDep, settings: SettingsDep) ->
     labels = service.labels(name)
     options = parsed.options.to_predict_options(labels)
     visualize = bool(parsed.request.visualize_predictions)
-    results = await service.detect(name, await _images(parsed, settings), options, full_size=visualize)
+    images = await _images(parsed, request.app.state.url_images, settings.max_body_bytes)
+    results = await service.detect(name, images, options, full_size=visualize)
     iou = options.iou if options.iou is not None else service.spec(name).thresholds.iou
     answers = []
     for result in results:
