@@ -20,7 +20,6 @@ from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.limits import DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
 from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
-from visionserve.api.routes.protocol_support import SELF_AUTHENTICATING_PREFIXES
 from visionserve.api.uploads import UploadStore
 from visionserve.jobs.service import JobService
 from visionserve.models.repository import ModelRepository
@@ -98,7 +97,12 @@ def create_app(
     # add_middleware puts each one outside the previous: innermost first.
     app.add_middleware(JobsBodyLimit, max_bytes=settings.max_body_bytes, jobs_max_bytes=settings.jobs_max_body_bytes)
     app.add_middleware(DrainMiddleware, in_flight=in_flight, draining=draining)
-    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys, delegated_prefixes=SELF_AUTHENTICATING_PREFIXES)
+    app.add_middleware(
+        ApiKeyMiddleware,
+        keys=settings.api_keys,
+        realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS),
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(CatchAllMiddleware, debug=settings.debug)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(health.router)

@@ -17,9 +17,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from visionserve.api.auth import BodyKeyRealm
 from visionserve.api.deps import ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
-from visionserve.api.routes.protocol_support import ProtocolError, check_key, protocol_route
+from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import roboflow as rf
 from visionserve.api.wire.common import ImageInput
 from visionserve.api.wire.native import render_annotated
@@ -36,6 +37,8 @@ def _error(error: ProtocolError) -> Response:
 
 
 router = APIRouter(tags=["roboflow"], route_class=protocol_route(_error))
+#: The SDK sends the key as ``api_key`` in the JSON body or the query (checked by the API-key middleware).
+AUTH_REALMS = (BodyKeyRealm("/infer/", auth_renderer(_error)), BodyKeyRealm("/model/", auth_renderer(_error)))
 
 
 async def _download(client: httpx.AsyncClient, target: Target, max_bytes: int) -> bytes:
@@ -77,7 +80,6 @@ async def _images(parsed: rf.ParsedDetection, policy: OutboundPolicy, max_bytes:
 @router.post("/infer/object_detection", summary="Roboflow: object detection")
 async def infer(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
     parsed = rf.parse_object_detection_request(await request.body())
-    check_key(request, parsed.request.api_key, request.query_params.get("api_key"))
     name = service.resolve_name(parsed.request.model_id)
     tag_model(request, name)
     labels = service.labels(name)
@@ -116,14 +118,12 @@ def _registry(service: DetectionService) -> Response:
 
 @router.get("/model/registry", summary="Roboflow: the loaded models")
 async def registry(request: Request, service: ServiceDep) -> Response:
-    check_key(request, request.query_params.get("api_key"))
     return _registry(service)
 
 
 @router.post("/model/add", summary="Roboflow: load a model")
 async def add(request: Request, service: ServiceDep) -> Response:
     body = rf.parse_add_request(await request.body())
-    check_key(request, body.api_key, request.query_params.get("api_key"))
     name = service.resolve_name(body.model_id)  # unknown names never become a metric label
     tag_model(request, name)
     await service.load(name)
@@ -133,7 +133,6 @@ async def add(request: Request, service: ServiceDep) -> Response:
 @router.post("/model/remove", summary="Roboflow: unload a model")
 async def remove(request: Request, service: ServiceDep) -> Response:
     body = rf.parse_clear_request(await request.body())
-    check_key(request, request.query_params.get("api_key"))
     name = service.resolve_name(body.model_id)  # unknown names never become a metric label
     tag_model(request, name)
     await service.unload(name)
@@ -142,7 +141,6 @@ async def remove(request: Request, service: ServiceDep) -> Response:
 
 @router.post("/model/clear", summary="Roboflow: unload every model")
 async def clear(request: Request, service: ServiceDep) -> Response:
-    check_key(request, request.query_params.get("api_key"))
     for status in service.models():
         if status.state is ModelState.LOADED:
             await service.unload(status.name)
