@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     debug: bool = Field(False, description="Put tracebacks of internal errors in responses.")
     log_level: LogLevel = Field(LogLevel.INFO, description="Log level of visionserve and the HTTP server.")
     access_log: bool = Field(True, description="Log one line per request.")
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a connection may take to send a request's headers (closed beyond)."
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, le=3600, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    body_timeout: float = Field(
+        120.0, gt=0, le=86400, description="Seconds a request body may take to arrive in full (408 beyond)."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Connections and requests served at once; beyond, new requests get 503."
+    )
     shutdown_timeout: float = Field(
         30.0, ge=0, le=3600, description="Seconds that requests in flight get to finish after SIGTERM."
     )

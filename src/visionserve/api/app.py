@@ -2,7 +2,7 @@
 
 Nothing is global: the service (which loads the models) is built and started in the lifespan and
 kept in ``app.state.service``; routes reach it through :mod:`visionserve.api.deps`. Middleware,
-outermost first: metrics, catch-all 500, API keys, draining, body size limit.
+outermost first: metrics, catch-all 500, body timeout, API keys, draining, body size limit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from visionserve import __version__
 from visionserve.api.auth import ApiKeyMiddleware
 from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
-from visionserve.api.limits import DrainMiddleware, InFlight
+from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
 from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
 from visionserve.api.uploads import UploadStore
@@ -103,6 +103,7 @@ def create_app(
         realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS),
         max_body_bytes=settings.max_body_bytes,
     )
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)  # bounds the key scan's reads too
     app.add_middleware(CatchAllMiddleware, debug=settings.debug)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(health.router)

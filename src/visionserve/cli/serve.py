@@ -26,6 +26,7 @@ from typing import Any, get_args
 import click
 
 from visionserve.cli.common import reports_errors
+from visionserve.cli.connections import http_protocol
 from visionserve.settings import ENV_PREFIX, LogLevel, Settings
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,9 @@ def serve(**flags: Any) -> None:
         log_level=settings.log_level.value,
         access_log=settings.access_log,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),  # until a drain shortens it
+        http=http_protocol(settings.header_timeout),
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout),
+        limit_concurrency=settings.max_connections,
         lifespan="on",
     )
     server = _draining_server(config, lambda timeout: drain(app, timeout), settings.shutdown_timeout)
