@@ -21,3 +21,11 @@ def test_ids_with_a_trailing_newline_are_refused() -> None:
     assert check_key("jobs/abc/0.jpg") == "jobs/abc/0.jpg"
     with pytest.raises((StorageError, JobNotFoundError, ValueError)):
         check_key("jobs/abc\n")
+
+
+def test_unknown_model_errors_do_not_echo_huge_names_or_list_every_model() -> None:
+    from visionserve.models.repository import unknown_model
+
+    message = str(unknown_model("x" * 1_000_000, [f"m{i:03d}" for i in range(500)]))
+    assert len(message) < 400
+    assert "m019" in message and "m020" not in message and "480 more" in message
