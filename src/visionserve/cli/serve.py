@@ -26,7 +26,6 @@ from typing import Any, get_args
 import click
 
 from visionserve.cli.common import reports_errors
-from visionserve.cli.connections import http_protocol
 from visionserve.settings import ENV_PREFIX, LogLevel, Settings
 
 logger = logging.getLogger(__name__)
@@ -129,6 +128,7 @@ def serve(**flags: Any) -> None:
     import uvicorn
 
     from visionserve.api.app import create_app, drain
+    from visionserve.api.connections import http_protocol
     from visionserve.models.repository import ModelRepository
 
     settings = Settings.load(**flags)
