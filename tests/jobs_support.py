@@ -33,9 +33,12 @@ import numpy as np
 
 from visionserve.core.detections import Detections
 from visionserve.models.spec import ModelSpec
+from visionserve.outbound import OutboundPolicy, parse_networks
 from visionserve.types import BGRImage
 
 BASE_WIDTH = 40
+#: Loopback: where the test receivers listen, which servers refuse unless an operator allows it.
+LOOPBACK = parse_networks(["127.0.0.0/8"])
 PLUGIN_MODEL = "logging-boxes"
 LABELS = ("widget", "gadget")
 #: Green and red of every numbered image (lossless PNG keeps them exact).
@@ -246,3 +249,8 @@ class Recorder:
         return None
 
     def stop(self) -> None: ...
+
+
+def loopback_policy(what: str = "webhook_url") -> OutboundPolicy:
+    """An outbound policy that allows any host on 127.0.0.0/8 (the test receivers)."""
+    return OutboundPolicy(["*"], LOOPBACK, what=what)

@@ -9,6 +9,7 @@ classes below to their own codes in one table (HTTP status codes live in ``api/e
     │   ├── ImageDecodeError          bytes that are not a supported image
     │   ├── ImageTooLargeError        too many pixels (decompression bombs) or bytes
     │   ├── UnsupportedMediaTypeError a content type that is not an image
+    │   ├── RequestTimeoutError       a request body that did not arrive in time
     │   └── InvalidParameterError     a threshold, class list or option out of range
     │       └── WrongTaskError        the model's task does not answer this interface (boxes of a classifier)
     ├── ModelNotFoundError            no model of that name in the repository
@@ -51,6 +52,10 @@ class ImageTooLargeError(InputError):
 
 class UnsupportedMediaTypeError(InputError):
     """The declared content type is not an image type."""
+
+
+class RequestTimeoutError(InputError):
+    """The request body did not arrive within the server's body timeout."""
 
 
 class InvalidParameterError(InputError):

@@ -33,6 +33,7 @@ from visionserve.core.images import DEFAULT_MAX_PIXELS
 from visionserve.errors import ConfigError
 from visionserve.jobs.model import ArtifactBackend
 from visionserve.models.preload import Preload, parse_preload
+from visionserve.outbound import parse_networks
 
 ENV_PREFIX = "VISIONSERVE_"
 
@@ -86,6 +87,18 @@ class Settings(BaseSettings):
     debug: bool = Field(False, description="Put tracebacks of internal errors in responses.")
     log_level: LogLevel = Field(LogLevel.INFO, description="Log level of visionserve and the HTTP server.")
     access_log: bool = Field(True, description="Log one line per request.")
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a connection may take to send a request's headers (closed beyond)."
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, le=3600, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    body_timeout: float = Field(
+        120.0, gt=0, le=86400, description="Seconds a request body may take to arrive in full (408 beyond)."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Connections and requests served at once; beyond, new requests get 503."
+    )
     shutdown_timeout: float = Field(
         30.0, ge=0, le=3600, description="Seconds that requests in flight get to finish after SIGTERM."
     )
@@ -124,6 +137,14 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="Shared secret that signs job webhooks (HMAC-SHA256); webhooks are refused without it."
     )
+    webhook_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated hosts that job webhooks may be sent to, or * for any (empty: refused)."
+    )
+    outbound_allow_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated CIDR blocks (e.g. 10.0.0.0/8) that image URLs and webhooks may reach "
+        "although they are loopback, private or link-local (default: public addresses only).",
+    )
     webhook_attempts: int = Field(6, ge=1, le=50, description="Tries per webhook, with exponential backoff.")
     webhook_backoff: float = Field(1.0, ge=0, le=3600, description="Seconds before the first webhook retry.")
     # protocols
@@ -135,7 +156,7 @@ class Settings(BaseSettings):
         (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
     )
 
-    @field_validator("jobs_url_hosts", "url_image_hosts", mode="before")
+    @field_validator("jobs_url_hosts", "url_image_hosts", "webhook_hosts", "outbound_allow_networks", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         """A comma-separated string, or a list (YAML), to stripped lower-case hosts without blanks;
@@ -152,6 +173,12 @@ class Settings(BaseSettings):
     def _normalise_preload(cls, value: Any) -> Any:
         """A keyword or comma-separated names (a list in YAML), normalised by :func:`parse_preload`."""
         return parse_preload(value) if isinstance(value, str | list | tuple) else value
+
+    @field_validator("outbound_allow_networks")
+    @classmethod
+    def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_networks(value)
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -34,6 +34,8 @@ def server(tmp_path: Path) -> Iterator[str]:
         "VISIONSERVE_MODELS": str(tmp_path / "models"),
         "VISIONSERVE_DATA_DIR": str(tmp_path / "data"),
         "VISIONSERVE_WEBHOOK_SECRET": SECRET,
+        "VISIONSERVE_WEBHOOK_HOSTS": "127.0.0.1",
+        "VISIONSERVE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
         "VISIONSERVE_WEBHOOK_BACKOFF": "0.05",
     }
     cluster = Cluster(tmp_path, env)

@@ -168,7 +168,9 @@ def photo_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_url_images_from_allowed_hosts_and_api_keys(photo_host: str) -> None:
-    keyed = protocol_server("--api-keys", API_KEY, "--url-image-hosts", "127.0.0.1")
+    keyed = protocol_server(
+        "--api-keys", API_KEY, "--url-image-hosts", "127.0.0.1", "--outbound-allow-networks", "127.0.0.1/32"
+    )
     image = {"type": "url", "value": f"{photo_host}/square.png"}
     denied = httpx.post(
         f"{keyed.url}/infer/object_detection", json={"model_id": YOLO_MODEL, "image": image}, timeout=30

@@ -35,6 +35,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         models=models,
         data_dir=tmp_path / "data",
         jobs_url_hosts=("127.0.0.1",),
+        outbound_allow_networks=("127.0.0.0/8",),
         max_body_bytes=4096,
         jobs_workers=2,
     )
@@ -120,7 +121,7 @@ async def test_urls_as_json(client: httpx.AsyncClient) -> None:
         ({"files": [("image", ("a.txt", b"x", "text/plain"))]}, 415, "text/plain"),
         ({"content": b"[1]", "headers": {"content-type": "application/json"}}, 422, "must be an object"),
         ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 422, "multipart/form-data"),
-        ({"json": {"urls": ["http://example.com/a.jpg"]}}, 422, "not on this server's list"),
+        ({"json": {"urls": ["http://example.com/a.jpg"]}}, 422, "not on this server's allow-list"),
         ({"json": {"urls": [LOCAL_URL], "webhook_url": LOCAL_URL}}, 422, "webhooks are turned off"),
         ({"json": {"urls": ["x"]}}, 422, "not an http(s) URL"),
     ],

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.jobs_support import PLUGIN_MODEL, Receiver, Recorder, numbered_image, processed, write_plugin_model
+from tests.jobs_support import LOOPBACK, PLUGIN_MODEL, Receiver, Recorder, numbered_image, processed, write_plugin_model
 
 from visionserve.jobs.celery_app import DELIVER_WEBHOOK, PROCESS_ITEM, WorkerParts, celery_settings, create_celery_app
 from visionserve.jobs.config import JobsConfig
@@ -36,10 +36,16 @@ class Parts:
 def parts(tmp_path: Path) -> Iterator[Parts]:
     log = tmp_path / "seen.log"
     write_plugin_model(tmp_path / "models", log)
-    config = JobsConfig(data_dir=tmp_path / "data", broker_url="memory://", webhook_secret=SECRET)
+    config = JobsConfig(
+        data_dir=tmp_path / "data",
+        broker_url="memory://",
+        webhook_secret=SECRET,
+        webhook_hosts=("127.0.0.1",),
+        outbound_networks=LOOPBACK,
+    )
     storage = open_storage(config)
     repository = ModelRepository.scan(tmp_path / "models")
-    service = JobService(storage.store, storage.artifacts, repository, Recorder(), webhooks=True)
+    service = JobService(storage.store, storage.artifacts, repository, Recorder(), webhooks=config.webhook_outbound())
     made = Parts(config, storage, service, log, [])
     yield made
     storage.db.close()
@@ -55,7 +61,7 @@ def worker_app(parts: Parts) -> Any:
             notify(job.id)
 
         processor = make_processor(parts.config, parts.storage, repository, "test-worker", on_ended)
-        return processor, WebhookDispatcher(parts.storage.store, SECRET)
+        return processor, WebhookDispatcher(parts.storage.store, SECRET, parts.config.webhook_outbound())
 
     return create_celery_app(parts.config, WorkerParts(build))
 

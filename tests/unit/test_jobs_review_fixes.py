@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from tests.jobs_store_contract import T0, claim, make_job
-from tests.jobs_support import PLUGIN_MODEL, Recorder, numbered_image, wait_for, write_plugin_model
+from tests.jobs_support import PLUGIN_MODEL, Recorder, loopback_policy, numbered_image, wait_for, write_plugin_model
 
 from visionserve.core.detections import Detections
 from visionserve.errors import (
@@ -158,7 +158,11 @@ def test_webhook_urls_an_http_client_refuses_are_refused_at_submit(tmp_path: Pat
     write_plugin_model(tmp_path / "models", tmp_path / "seen.log")
     storage = open_storage(JobsConfig(data_dir=tmp_path / "data"))
     service = JobService(
-        storage.store, storage.artifacts, ModelRepository.scan(tmp_path / "models"), Recorder(), webhooks=True
+        storage.store,
+        storage.artifacts,
+        ModelRepository.scan(tmp_path / "models"),
+        Recorder(),
+        webhooks=loopback_policy(),
     )
     with pytest.raises(InvalidParameterError, match="webhook_url"):
         service.submit(NewJob(PLUGIN_MODEL, [JobInput("a.png", data=numbered_image(0))], webhook_url=url))
@@ -167,7 +171,7 @@ def test_webhook_urls_an_http_client_refuses_are_refused_at_submit(tmp_path: Pat
 
 @pytest.mark.parametrize("url", ["http://[::1/x", "http://127.0.0.1:abc/x.png"])
 def test_image_urls_an_http_client_refuses_are_invalid_parameters(url: str) -> None:
-    fetcher = UrlFetcher(["127.0.0.1"])
+    fetcher = UrlFetcher(loopback_policy("an image URL"))
     with pytest.raises(InvalidParameterError, match="not a valid URL"):
         fetcher.check(url)
     fetcher.close()
@@ -175,11 +179,11 @@ def test_image_urls_an_http_client_refuses_are_invalid_parameters(url: str) -> N
 
 def test_a_stored_invalid_webhook_url_is_a_rejected_delivery(storage: Storage) -> None:
     with httpx.Client() as client:
-        result = post_once(client, "http://a.com:abc/", b"{}", "s", "d")
+        result = post_once(client, loopback_policy(), "http://a.com:abc/", b"{}", "s", "d")
     assert result.outcome is PostOutcome.REJECTED and "abc" in result.detail
     job_id = make_job(storage, 1, webhook="http://a.com:abc/")
     storage.store.fail_job(job_id, "x", T0)
-    dispatcher = WebhookDispatcher(storage.store, "s")
+    dispatcher = WebhookDispatcher(storage.store, "s", loopback_policy())
     delivery = dispatcher.run(job_id, lambda seconds: False)
     dispatcher.close()
     assert delivery is not None and (delivery.state, delivery.attempts) == (WebhookState.FAILED, 1)
@@ -290,7 +294,7 @@ def test_inputs_are_removed_when_the_job_cannot_be_created(storage: Storage, tmp
 # -- 5. the URL client is closed -----------------------------------------------------------------
 def test_closing_a_processor_closes_its_url_fetcher(storage: Storage, tmp_path: Path) -> None:
     write_plugin_model(tmp_path / "models", tmp_path / "seen.log")
-    fetcher = UrlFetcher(["127.0.0.1"])
+    fetcher = UrlFetcher(loopback_policy("an image URL"))
     cache = ModelCache(ModelRepository.scan(tmp_path / "models"))
     processor = ItemProcessor(storage.store, storage.artifacts, cache, ProcessorConfig("w"), print, fetcher=fetcher)
     processor.close()

@@ -14,6 +14,7 @@ import pytest
 from tests.jobs_store_contract import output
 from tests.jobs_support import (
     BASE_WIDTH,
+    LOOPBACK,
     PLUGIN_MODEL,
     Receiver,
     Recorder,
@@ -55,7 +56,7 @@ class Setup:
 def make_setup(tmp_path: Path, delay_s: float = 0.0) -> Setup:
     log = tmp_path / "seen.log"
     write_plugin_model(tmp_path / "models", log, delay_s)
-    config = JobsConfig(data_dir=tmp_path / "data", workers=2, url_hosts=("127.0.0.1",))
+    config = JobsConfig(data_dir=tmp_path / "data", workers=2, url_hosts=("127.0.0.1",), outbound_networks=LOOPBACK)
     return Setup(tmp_path, log, ModelRepository.scan(tmp_path / "models"), config)
 
 
@@ -220,7 +221,7 @@ def test_submissions_are_validated_before_anything_is_stored(setup: Setup) -> No
         service.submit(NewJob(PLUGIN_MODEL, numbered(1)), classes=["wrench"])
     with pytest.raises(InvalidParameterError, match="webhooks are turned off"):
         service.submit(NewJob(PLUGIN_MODEL, numbered(1), webhook_url="http://127.0.0.1/hook"))
-    with pytest.raises(InvalidParameterError, match="not on this server's list"):
+    with pytest.raises(InvalidParameterError, match="not on this server's allow-list"):
         service.submit(NewJob(PLUGIN_MODEL, [JobInput("u", url="http://example.com/a.jpg")]))
     assert service.list_jobs(JobQuery()).total == 0
     job = service.submit(NewJob(PLUGIN_MODEL, numbered(1)), classes=["gadget"])

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 from tests.jobs_store_contract import T0, claim, make_job, output
-from tests.jobs_support import PLUGIN_MODEL, Receiver, numbered_image, wait_for, write_plugin_model
+from tests.jobs_support import (
+    LOOPBACK,
+    PLUGIN_MODEL,
+    Receiver,
+    loopback_policy,
+    numbered_image,
+    wait_for,
+    write_plugin_model,
+)
 
 from visionserve.jobs.config import JobsConfig
 from visionserve.jobs.factory import Storage, build_service, open_storage
@@ -61,7 +69,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_accepts(storage: St
     waits: list[float] = []
     with Receiver(statuses=[500, 503]) as receiver:
         job_id = ended_job(storage, f"{receiver.url}/hooks/jobs")
-        dispatcher = WebhookDispatcher(storage.store, SECRET, RetryPolicy(attempts=5, backoff_s=1.0))
+        dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), RetryPolicy(attempts=5, backoff_s=1.0))
         delivery = dispatcher.run(job_id, lambda seconds: waits.append(seconds) is not None)
         dispatcher.close()
     assert delivery is not None and (delivery.state, delivery.attempts) == (WebhookState.DELIVERED, 3)
@@ -82,7 +90,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_accepts(storage: St
 def test_rejections_and_spent_attempts_fail_the_webhook(storage: Storage, statuses: list[int], attempts: int) -> None:
     with Receiver(statuses=statuses) as receiver:
         job_id = ended_job(storage, receiver.url)
-        dispatcher = WebhookDispatcher(storage.store, SECRET, RetryPolicy(attempts=3))
+        dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), RetryPolicy(attempts=3))
         delivery = dispatcher.run(job_id, lambda seconds: False)
         dispatcher.close()
     assert delivery is not None and (delivery.state, delivery.attempts) == (WebhookState.FAILED, attempts)
@@ -95,7 +103,7 @@ def test_an_unreachable_receiver_is_retried_then_given_up(storage: Storage) -> N
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     job_id = ended_job(storage, f"http://127.0.0.1:{port}/hook")
-    dispatcher = WebhookDispatcher(storage.store, SECRET, RetryPolicy(attempts=2, timeout_s=2))
+    dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), RetryPolicy(attempts=2, timeout_s=2))
     delivery = dispatcher.run(job_id, lambda seconds: False)
     dispatcher.close()
     assert delivery is not None and delivery.state is WebhookState.FAILED and "ConnectError" in delivery.detail
@@ -104,12 +112,12 @@ def test_an_unreachable_receiver_is_retried_then_given_up(storage: Storage) -> N
 def test_a_delivery_stopped_while_waiting_resumes_where_it_stopped(storage: Storage) -> None:
     with Receiver(statuses=[500]) as receiver:
         job_id = ended_job(storage, receiver.url)
-        first = WebhookDispatcher(storage.store, SECRET)
+        first = WebhookDispatcher(storage.store, SECRET, loopback_policy())
         stopped = first.run(job_id, lambda seconds: True)
         first.close()
         assert stopped is not None and (stopped.state, stopped.attempts) == (WebhookState.PENDING, 1)
         assert storage.store.pending_webhooks() == [job_id]
-        second = WebhookDispatcher(storage.store, SECRET)
+        second = WebhookDispatcher(storage.store, SECRET, loopback_policy())
         resumed = second.run(job_id, lambda seconds: False)
         second.close()
     assert resumed is not None and (resumed.state, resumed.attempts) == (WebhookState.DELIVERED, 2)
@@ -118,7 +126,13 @@ def test_a_delivery_stopped_while_waiting_resumes_where_it_stopped(storage: Stor
 @pytest.mark.parametrize("cancel", [False, True], ids=["ended", "cancelled"])
 def test_jobs_of_the_embedded_pool_send_their_webhooks(tmp_path: Path, cancel: bool) -> None:
     write_plugin_model(tmp_path / "models", tmp_path / "seen.log", delay_s=0.05 if cancel else 0.0)
-    config = JobsConfig(data_dir=tmp_path / "data", webhook_secret=SECRET, webhook_policy=RetryPolicy(backoff_s=0.01))
+    config = JobsConfig(
+        data_dir=tmp_path / "data",
+        webhook_secret=SECRET,
+        webhook_policy=RetryPolicy(backoff_s=0.01),
+        webhook_hosts=("127.0.0.1",),
+        outbound_networks=LOOPBACK,
+    )
     service = build_service(config, ModelRepository.scan(tmp_path / "models"))
     service.start()
     inputs = [JobInput(f"{i}.png", data=numbered_image(i)) for i in range(20 if cancel else 2)]

@@ -72,6 +72,8 @@ def test_pixel_lists_are_rgb_and_become_bgr() -> None:
     ("raw", "message"),
     [
         (b"{nope", "JSON Parse error"),
+        (b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+        (b'{"instances": [' + b"9" * 5000 + b"]}", "digits"),
         (b"[1, 2]", "not an object"),
         (request({"signature_name": "detect", "instances": [{"b64": B64}]}), 'signature name: "detect" not found'),
         (request({"instances": [{"b64": B64}], "inputs": {"b64": B64}}), "exactly one of them"),

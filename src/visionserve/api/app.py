@@ -2,7 +2,7 @@
 
 Nothing is global: the service (which loads the models) is built and started in the lifespan and
 kept in ``app.state.service``; routes reach it through :mod:`visionserve.api.deps`. Middleware,
-outermost first: metrics, catch-all 500, API keys, draining, body size limit.
+outermost first: metrics, catch-all 500, body timeout, API keys, draining, body size limit.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from visionserve import __version__
 from visionserve.api.auth import ApiKeyMiddleware
 from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
-from visionserve.api.limits import DrainMiddleware, InFlight
+from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
 from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
-from visionserve.api.routes.protocol_support import SELF_AUTHENTICATING_PREFIXES
 from visionserve.api.uploads import UploadStore
 from visionserve.jobs.service import JobService
 from visionserve.models.repository import ModelRepository
+from visionserve.outbound import OutboundPolicy, Resolver, parse_networks, system_resolver
 from visionserve.serving.service import DetectionService, ServiceConfig
 from visionserve.serving.threads import set_opencv_threads
 from visionserve.settings import Settings
@@ -38,6 +38,7 @@ def create_app(
     set_threads: Callable[[int], None] = set_opencv_threads,
     service: DetectionService | None = None,
     jobs_service: JobService | None = None,
+    resolver: Resolver = system_resolver,
 ) -> FastAPI:
     """The HTTP app serving ``repository`` under ``settings``.
 
@@ -45,6 +46,7 @@ def create_app(
     every model in the background (``/readyz`` answers 503 until they are warm) and closes it on
     shutdown. ``set_threads`` applies OpenCV's thread count (tests inject a recorder). The job service
     (``app.state.jobs``) is built from the settings, or ``jobs_service`` is started, in the lifespan too.
+    ``resolver`` resolves the hosts of URLs the server fetches itself (see :mod:`visionserve.outbound`).
     """
 
     @asynccontextmanager
@@ -55,7 +57,7 @@ def create_app(
         app.state.service = running
         await running.start()
         try:
-            await start_jobs(app, settings, repository, jobs_service)
+            await start_jobs(app, settings, repository, jobs_service, resolver)
             logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
             yield
         finally:
@@ -77,6 +79,13 @@ def create_app(
     app.state.metrics = metrics
     app.state.uploads = UploadStore(settings.upload_dir or settings.data_dir / "uploads", settings.upload_max_tasks)
     app.state.in_flight = in_flight
+    app.state.url_images = OutboundPolicy(
+        settings.url_image_hosts,
+        parse_networks(settings.outbound_allow_networks),
+        resolver,
+        "url image",
+        "url_image_hosts",
+    )
     app.state.service = None
     app.state.jobs = None
 
@@ -88,7 +97,13 @@ def create_app(
     # add_middleware puts each one outside the previous: innermost first.
     app.add_middleware(JobsBodyLimit, max_bytes=settings.max_body_bytes, jobs_max_bytes=settings.jobs_max_body_bytes)
     app.add_middleware(DrainMiddleware, in_flight=in_flight, draining=draining)
-    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys, delegated_prefixes=SELF_AUTHENTICATING_PREFIXES)
+    app.add_middleware(
+        ApiKeyMiddleware,
+        keys=settings.api_keys,
+        realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)  # bounds the key scan's reads too
     app.add_middleware(CatchAllMiddleware, debug=settings.debug)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(health.router)

@@ -36,6 +36,7 @@ from visionserve.errors import (
     ModelNotReadyError,
     OverloadedError,
     RemoteError,
+    RequestTimeoutError,
     ShuttingDownError,
     StorageError,
     UnsupportedMediaTypeError,
@@ -49,6 +50,7 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     ImageDecodeError: (HTTPStatus.BAD_REQUEST, "undecodable_image"),
     ImageTooLargeError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large"),
     UnsupportedMediaTypeError: (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+    RequestTimeoutError: (HTTPStatus.REQUEST_TIMEOUT, "request_timeout"),
     InvalidParameterError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_parameter"),
     InputError: (HTTPStatus.BAD_REQUEST, "bad_input"),
     AuthenticationError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
@@ -98,11 +100,13 @@ def log_internal(exc: BaseException, request_line: str, debug: bool) -> tuple[st
 
 def error_headers(exc: VisionServeError) -> dict[str, str]:
     """The headers a deliberate error implies: ``Retry-After`` for overload and shutdown (with
-    ``Connection: close`` for shutdown), ``WWW-Authenticate`` for a missing or wrong key."""
+    ``Connection: close`` for shutdown and a body timeout), ``WWW-Authenticate`` for a missing or wrong key."""
     if isinstance(exc, OverloadedError):
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     if isinstance(exc, ShuttingDownError):
         return {"Retry-After": "1", "Connection": "close"}
+    if isinstance(exc, RequestTimeoutError):
+        return {"Connection": "close"}
     if isinstance(exc, AuthenticationError):
         return {"WWW-Authenticate": 'Bearer realm="visionserve"'}
     return {}

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
 from fastapi import FastAPI
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from visionserve.api.limits import BodyLimitMiddleware
@@ -27,6 +29,7 @@ from visionserve.jobs.config import jobs_config
 from visionserve.jobs.factory import build_service
 from visionserve.jobs.service import JobService, JobStats
 from visionserve.models.repository import ModelRepository
+from visionserve.outbound import Resolver, system_resolver
 from visionserve.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,11 +37,18 @@ logger = logging.getLogger(__name__)
 JOBS_PATH = "/v1/jobs"
 
 
-async def start_jobs(app: FastAPI, settings: Settings, repository: ModelRepository, given: JobService | None) -> None:
-    """Build (unless ``given``) and start the job service; resumes what a previous run left."""
+async def start_jobs(
+    app: FastAPI,
+    settings: Settings,
+    repository: ModelRepository,
+    given: JobService | None,
+    resolver: Resolver = system_resolver,
+) -> None:
+    """Build (unless ``given``) and start the job service; resumes what a previous run left.
+    ``resolver`` resolves the hosts of image URLs and webhooks."""
 
     def start() -> JobService:
-        service = given or build_service(jobs_config(settings), repository)
+        service = given or build_service(replace(jobs_config(settings), resolver=resolver), repository)
         service.start()
         return service
 
@@ -90,16 +100,22 @@ class JobsCollector(Collector):
         yield finished
 
 
+def _multipart(scope: Scope) -> bool:
+    media = Headers(scope=scope).get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "multipart/form-data"
+
+
 class JobsBodyLimit:
-    """:class:`BodyLimitMiddleware` with ``jobs_max_bytes`` for ``POST /v1/jobs`` and ``max_bytes``
-    for everything else."""
+    """:class:`BodyLimitMiddleware` with ``jobs_max_bytes`` for multipart ``POST /v1/jobs`` bodies
+    (their images are spooled to disk) and ``max_bytes`` for everything else, JSON job bodies
+    included: they hold only URLs and options, and are parsed whole in memory."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, jobs_max_bytes: int) -> None:
         self._default = BodyLimitMiddleware(app, max_bytes)
         self._jobs = BodyLimitMiddleware(app, jobs_max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == JOBS_PATH and scope["method"] == "POST":
+        if scope["type"] == "http" and scope["path"] == JOBS_PATH and scope["method"] == "POST" and _multipart(scope):
             await self._jobs(scope, receive, send)
         else:
             await self._default(scope, receive, send)

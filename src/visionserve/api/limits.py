@@ -3,6 +3,8 @@
 * :class:`BodyLimitMiddleware` refuses a body over ``max_bytes`` with 413: at once when the
   ``Content-Length`` says so, otherwise as soon as the streamed chunks pass the limit (the rest is
   never read or buffered).
+* :class:`BodyTimeoutMiddleware` answers 408 (and closes the connection) when a request body is
+  not complete ``timeout`` seconds after the route first asks for it (a body trickled byte by byte).
 * :class:`DrainMiddleware` counts requests in flight (:class:`InFlight`) and, once the service is
   draining, answers new requests with 503 while those in flight finish. Health probes and
   ``/metrics`` are neither counted nor refused.
@@ -18,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visionserve.api.errors import error_response, visionserve_error_response
-from visionserve.errors import ImageTooLargeError, ShuttingDownError
+from visionserve.errors import ImageTooLargeError, RequestTimeoutError, ShuttingDownError
 
 #: Paths that stay open while draining and do not hold the shutdown back.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -61,6 +63,49 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class BodyTimeoutMiddleware:
+    """Bounds the time a request body may take: from the first read, the whole body must arrive
+    within ``timeout`` seconds, else the read raises :class:`RequestTimeoutError` (408, answered here
+    when the route lets it through). Reads after the body (disconnect watches) are not bounded."""
+
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        done = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal deadline, done
+            if done:
+                return await receive()
+            deadline = deadline or loop.time() + self.timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise RequestTimeoutError(f"the request body did not arrive within {self.timeout:g} seconds") from None
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except RequestTimeoutError as exc:
+            if started:
+                raise
+            await visionserve_error_response(exc, f"{scope['method']} {scope['path']}", False)(scope, receive, send)
 
 
 class InFlight:

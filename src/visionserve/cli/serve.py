@@ -128,6 +128,7 @@ def serve(**flags: Any) -> None:
     import uvicorn
 
     from visionserve.api.app import create_app, drain
+    from visionserve.api.connections import http_protocol
     from visionserve.models.preload import preload_names
     from visionserve.models.repository import ModelRepository
 
@@ -145,6 +146,9 @@ def serve(**flags: Any) -> None:
         log_level=settings.log_level.value,
         access_log=settings.access_log,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),  # until a drain shortens it
+        http=http_protocol(settings.header_timeout),
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout),
+        limit_concurrency=settings.max_connections,
         lifespan="on",
     )
     server = _draining_server(config, lambda timeout: drain(app, timeout), settings.shutdown_timeout)

@@ -14,6 +14,7 @@ from visionserve.core.images import DEFAULT_MAX_PIXELS
 from visionserve.jobs.model import ArtifactBackend
 from visionserve.jobs.service import JobLimits
 from visionserve.jobs.webhooks import RetryPolicy
+from visionserve.outbound import IPNetwork, OutboundPolicy, Resolver, parse_networks, system_resolver
 from visionserve.storage.db import sqlite_url
 
 if TYPE_CHECKING:
@@ -39,6 +40,18 @@ class JobsConfig:
     url_hosts: tuple[str, ...] = ()
     url_max_bytes: int = 20_000_000
     max_pixels: int = DEFAULT_MAX_PIXELS
+    webhook_hosts: tuple[str, ...] = ()
+    #: Private address blocks that image URLs and webhooks may reach (see :mod:`visionserve.outbound`).
+    outbound_networks: tuple[IPNetwork, ...] = ()
+    resolver: Resolver = field(default=system_resolver, repr=False, compare=False)
+
+    def url_policy(self) -> OutboundPolicy:
+        """The policy of job image URLs (``jobs_url_hosts``)."""
+        return OutboundPolicy(self.url_hosts, self.outbound_networks, self.resolver, "image URL", "jobs_url_hosts")
+
+    def webhook_outbound(self) -> OutboundPolicy:
+        """The policy of webhook URLs (``webhook_hosts``)."""
+        return OutboundPolicy(self.webhook_hosts, self.outbound_networks, self.resolver, "webhook_url", "webhook_hosts")
 
     @property
     def resolved_database_url(self) -> str:
@@ -71,4 +84,6 @@ def jobs_config(settings: Settings) -> JobsConfig:
         url_hosts=settings.jobs_url_hosts,
         url_max_bytes=settings.max_body_bytes,
         max_pixels=settings.max_image_pixels,
+        webhook_hosts=settings.webhook_hosts,
+        outbound_networks=parse_networks(settings.outbound_allow_networks),
     )

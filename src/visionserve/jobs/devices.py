@@ -10,7 +10,7 @@ import subprocess
 from visionserve.errors import ConfigError
 from visionserve.models.devices import spec_on_device
 
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|auto)$")
+_DEVICE = re.compile(r"(cpu|cuda(:\d+)?|auto)")
 
 
 def count_gpus() -> int:
@@ -28,7 +28,7 @@ def count_gpus() -> int:
 def resolve_device(device: str, worker_index: int, gpu_count: int) -> str:
     """``cpu`` or ``cuda:N``. ``auto`` takes GPU ``worker_index % gpu_count`` (cpu without GPUs);
     ``cuda`` alone means ``cuda:0``. Raises :class:`ConfigError` for anything else."""
-    if not _DEVICE.match(device):
+    if not _DEVICE.fullmatch(device):
         raise ConfigError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
     if device == "auto":
         return f"cuda:{worker_index % gpu_count}" if gpu_count > 0 else "cpu"

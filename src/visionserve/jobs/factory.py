@@ -52,7 +52,14 @@ def worker_name(role: str) -> str:
 
 
 def url_fetcher(config: JobsConfig) -> UrlFetcher | None:
-    return UrlFetcher(config.url_hosts, config.url_max_bytes) if config.url_hosts else None
+    return UrlFetcher(config.url_policy(), config.url_max_bytes) if config.url_hosts else None
+
+
+def webhook_dispatcher(config: JobsConfig, storage: Storage) -> WebhookDispatcher | None:
+    """The dispatcher of signed webhooks; None without a secret (webhooks are then refused)."""
+    if not config.webhook_secret:
+        return None
+    return WebhookDispatcher(storage.store, config.webhook_secret, config.webhook_outbound(), config.webhook_policy)
 
 
 def make_processor(
@@ -76,9 +83,7 @@ def make_processor(
 
 def local_runner(config: JobsConfig, storage: Storage, repository: ModelRepository) -> LocalRunner:
     """The embedded pool: ``config.workers`` threads; webhooks when a secret is configured."""
-    dispatcher = None
-    if config.webhook_secret:
-        dispatcher = WebhookDispatcher(storage.store, config.webhook_secret, config.webhook_policy)
+    dispatcher = webhook_dispatcher(config, storage)
 
     def on_ended(job: Job) -> None:
         if job.webhook_url is not None:
@@ -107,7 +112,7 @@ def build_service(config: JobsConfig, repository: ModelRepository, runner: JobRu
         repository,
         runner,
         config.limits,
-        webhooks=bool(config.webhook_secret),
+        webhooks=config.webhook_outbound() if config.webhook_secret else None,
         fetcher=url_fetcher(config),
     )
 
@@ -126,9 +131,6 @@ def worker_parts_builder(
                 notify(job.id)
 
         processor = make_processor(config, storage, repository, worker_name("celery"), on_ended, device)
-        dispatcher = None
-        if config.webhook_secret:
-            dispatcher = WebhookDispatcher(storage.store, config.webhook_secret, config.webhook_policy)
-        return processor, dispatcher
+        return processor, webhook_dispatcher(config, storage)
 
     return build

@@ -1,77 +1,63 @@
-"""Job inputs given as URLs: an allow-list of hosts (empty: URLs are refused), a size cap, no redirects.
+"""Job inputs given as URLs, fetched under the :class:`~visionserve.outbound.OutboundPolicy` of the
+``jobs_url_hosts`` setting (empty: URLs are refused), with a size cap and no redirects.
 
-The host check runs when the job is submitted (a refused URL is a 400 at once) and again before the
-worker fetches, so a job stored under an older, wider list cannot reach a host that is no longer allowed.
+The URL is checked when the job is submitted (a refused URL is a 422 at once; no DNS then) and again,
+with its DNS answer, before the worker fetches; the fetch connects to the address that was checked.
+A job stored under an older, wider list cannot reach a host that is no longer allowed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from urllib.parse import urlsplit
-
 import httpx
 
-from visionserve.errors import InputError, InvalidParameterError
-
-
-def check_http_url(url: str, what: str) -> httpx.URL:
-    """``url`` parsed, if it is an http(s) URL with a host that an HTTP client accepts (a numeric port
-    in range, brackets that close); else :class:`InvalidParameterError` naming ``what``."""
-    try:
-        parsed = httpx.URL(url)
-        urlsplit(url).port  # noqa: B018  (raises ValueError for a port out of range)
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise InvalidParameterError(f"{what} is not a valid URL: {url!r} ({exc})") from exc
-    if parsed.scheme not in {"http", "https"} or not parsed.host:
-        raise InvalidParameterError(f"{what} is not an http(s) URL: {url!r}")
-    return parsed
+from visionserve.errors import InputError
+from visionserve.outbound import OutboundPolicy
 
 
 class UrlFetcher:
-    """Fetch image URLs whose host is in ``allowed_hosts`` (exact, case-insensitive names, optionally
-    with ``:port``), at most ``max_bytes`` each. Redirects are not followed: they could leave the list."""
+    """Fetch image URLs that ``policy`` allows, at most ``max_bytes`` each."""
 
     def __init__(
         self,
-        allowed_hosts: Collection[str],
+        policy: OutboundPolicy,
         max_bytes: int = 20_000_000,
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.allowed_hosts = frozenset(host.lower() for host in allowed_hosts)
+        self.policy = policy
         self.max_bytes = max_bytes
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False, transport=transport)
 
     def check(self, url: str) -> str:
-        """``url`` if it is http(s) and its host is allowed; else :class:`InvalidParameterError`."""
-        if not self.allowed_hosts:
-            raise InvalidParameterError("image URLs are turned off on this server (VISIONSERVE_JOBS_URL_HOSTS)")
-        check_http_url(url, "an image URL")
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if host not in self.allowed_hosts and parts.netloc.lower().rsplit("@", 1)[-1] not in self.allowed_hosts:
-            raise InvalidParameterError(f"host {host!r} is not on this server's list of allowed image hosts")
+        """``url`` if the policy's checks without DNS pass; else :class:`InvalidParameterError`."""
+        self.policy.check(url)
         return url
 
     def fetch(self, url: str) -> bytes:
-        """The body of a GET of ``url``. Raises :class:`InputError` for a refused host, a non-2xx answer,
-        a network error, or a body longer than ``max_bytes``."""
-        self.check(url)
+        """The body of a GET of ``url``. Raises :class:`InputError` for a refused URL or address, a
+        non-2xx answer, a network error, or a body longer than ``max_bytes``."""
+        target = self.policy.resolve(url)
         try:
-            with self._client.stream("GET", url) as response:
-                if not response.is_success:
-                    raise InputError(f"cannot fetch {url}: HTTP {response.status_code}")
-                declared = int(response.headers.get("content-length") or 0)
-                if declared > self.max_bytes:
-                    raise InputError(f"cannot fetch {url}: {declared} bytes exceeds the limit of {self.max_bytes}")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise InputError(f"cannot fetch {url}: more than {self.max_bytes} bytes")
-                    chunks.append(chunk)
+            response = self._client.send(target.request(self._client, "GET"), stream=True)
+            try:
+                return self._read(url, response)
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise InputError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
+
+    def _read(self, url: str, response: httpx.Response) -> bytes:
+        if not response.is_success:
+            raise InputError(f"cannot fetch {url}: HTTP {response.status_code}")
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise InputError(f"cannot fetch {url}: {declared} bytes exceeds the limit of {self.max_bytes}")
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise InputError(f"cannot fetch {url}: more than {self.max_bytes} bytes")
+            chunks.append(chunk)
         return b"".join(chunks)
 
     def close(self) -> None:

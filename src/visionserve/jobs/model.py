@@ -94,7 +94,7 @@ def check_transition(table: Mapping[S, frozenset[S]], current: S, target: S) -> 
         raise JobStateError(f"cannot go from {current.value} to {target.value}")
 
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def new_job_id() -> str:
@@ -105,7 +105,7 @@ def new_job_id() -> str:
 def check_job_id(job_id: str) -> str:
     """``job_id`` if it has the form of a job id, else :class:`JobNotFoundError` (ids never reach a
     path or a query unchecked)."""
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise JobNotFoundError(f"no job {job_id!r}")
     return job_id
 

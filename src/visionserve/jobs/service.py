@@ -24,7 +24,7 @@ from visionserve.errors import (
     StorageError,
     VisionServeError,
 )
-from visionserve.jobs.fetch import UrlFetcher, check_http_url
+from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.model import (
     DetectionRecord,
     Item,
@@ -47,6 +47,7 @@ from visionserve.jobs.runner import JobRunner
 from visionserve.jobs.store import ArtifactStore, JobStore
 from visionserve.models.loading import spec_labels
 from visionserve.models.repository import ModelRepository
+from visionserve.outbound import OutboundPolicy
 from visionserve.pipeline import resolve_classes
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ class JobStats:
 class JobService:
     """Jobs over a store, an artifact store, a repository and a runner.
 
-    ``webhooks`` says whether the runner can deliver webhooks (a secret is configured); a job that
-    asks for one is refused otherwise. ``fetcher`` None turns image URLs off.
+    ``webhooks`` is the outbound policy of webhook URLs when the runner can deliver webhooks (a secret
+    is configured); None refuses jobs that ask for one. ``fetcher`` None turns image URLs off.
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class JobService:
         repository: ModelRepository,
         runner: JobRunner,
         limits: JobLimits | None = None,
-        webhooks: bool = False,
+        webhooks: OutboundPolicy | None = None,
         fetcher: UrlFetcher | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -227,9 +228,9 @@ class JobService:
                     raise InvalidParameterError("image URLs are turned off on this server")
                 self._fetcher.check(one.url)
         if new.webhook_url is not None:
-            if not self._webhooks:
+            if self._webhooks is None:
                 raise InvalidParameterError("webhooks are turned off on this server (no VISIONSERVE_WEBHOOK_SECRET)")
-            check_http_url(new.webhook_url, "webhook_url")
+            self._webhooks.check(new.webhook_url)
 
     # -- read ------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

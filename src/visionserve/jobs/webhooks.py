@@ -5,6 +5,11 @@ the exact body bytes with the shared secret, so a receiver checks it with :func:
 lines of its own) before parsing. ``X-VisionServe-Delivery`` names the job; a receiver that may see a
 retry after a lost answer can de-duplicate on it.
 
+The URL passes the :class:`~visionserve.outbound.OutboundPolicy` of the ``webhook_hosts`` setting at
+submission (without DNS) and before every attempt (with DNS; the POST goes to the checked address), so
+a webhook cannot reach the server itself or other private addresses unless the operator allows them.
+A refused URL fails the delivery at once; the job shows only ``failed``.
+
 A delivery succeeds on any 2xx answer. Connection errors, timeouts, 408, 429 and 5xx answers are
 retried; other answers (a 4xx that says the request itself is wrong) end the delivery as failed.
 """
@@ -22,9 +27,11 @@ from typing import Any
 
 import httpx
 
+from visionserve.errors import InputError, InvalidParameterError
 from visionserve.jobs.model import Job, WebhookState
 from visionserve.jobs.results import job_summary
 from visionserve.jobs.store import JobStore
+from visionserve.outbound import OutboundPolicy
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +88,17 @@ class AttemptResult:
     detail: str
 
 
-def post_once(client: httpx.Client, url: str, body: bytes, secret: str, delivery: str) -> AttemptResult:
-    """One POST of ``body`` to ``url``; never raises for network or HTTP errors or an invalid URL (a
-    rejected attempt)."""
+def post_once(
+    client: httpx.Client, policy: OutboundPolicy, url: str, body: bytes, secret: str, delivery: str
+) -> AttemptResult:
+    """One POST of ``body`` to ``url`` if ``policy`` allows it; never raises for network or HTTP errors
+    or a refused or invalid URL (a rejected attempt)."""
+    try:
+        target = policy.resolve(url)
+    except InvalidParameterError as exc:  # refused (or stored before URLs were checked this strictly)
+        return AttemptResult(Outcome.REJECTED, str(exc))
+    except InputError as exc:  # DNS failed: may be temporary
+        return AttemptResult(Outcome.RETRY, str(exc))
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(body, secret),
@@ -91,11 +106,9 @@ def post_once(client: httpx.Client, url: str, body: bytes, secret: str, delivery
         DELIVERY_HEADER: delivery,
     }
     try:
-        response = client.post(url, content=body, headers=headers)
+        response = client.send(target.request(client, "POST", content=body, headers=headers))
     except httpx.HTTPError as exc:
         return AttemptResult(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
-    except httpx.InvalidURL as exc:  # stored before URLs were checked this strictly: retrying cannot help
-        return AttemptResult(Outcome.REJECTED, f"invalid URL: {exc}")
     if response.is_success:
         return AttemptResult(Outcome.DELIVERED, str(response.status_code))
     if response.status_code >= 500 or response.status_code in _RETRIED_STATUS:
@@ -114,17 +127,20 @@ class Delivery:
 
 class WebhookDispatcher:
     """Delivers the webhook of ended jobs and records each attempt on the job row, so that a delivery
-    interrupted by a restart resumes where it stopped. Needs a ``secret``: webhooks are always signed."""
+    interrupted by a restart resumes where it stopped. Needs a ``secret``: webhooks are always signed.
+    ``outbound`` decides which URLs may be contacted (see the module doc)."""
 
     def __init__(
         self,
         store: JobStore,
         secret: str,
+        outbound: OutboundPolicy,
         policy: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._store = store
         self._secret = secret
+        self.outbound = outbound
         self.policy = policy or RetryPolicy()
         self._client = httpx.Client(timeout=self.policy.timeout_s, follow_redirects=False, transport=transport)
 
@@ -134,7 +150,7 @@ class WebhookDispatcher:
         if job.webhook_url is None or job.webhook_state is not WebhookState.PENDING:
             return None
         attempt = job.webhook_attempts + 1
-        result = post_once(self._client, job.webhook_url, webhook_body(job), self._secret, job.id)
+        result = post_once(self._client, self.outbound, job.webhook_url, webhook_body(job), self._secret, job.id)
         log.info("webhook of job %s, attempt %d: %s", job.id, attempt, result.detail)
         if result.outcome is Outcome.DELIVERED:
             state = WebhookState.DELIVERED

@@ -20,6 +20,21 @@ from visionserve.models.spec import SPEC_FILENAME, ModelSpec, load_spec
 BARE_MODEL_SUFFIXES = frozenset({".onnx", ".pb", ".weights", ".cfg"})
 
 
+#: An unknown name is echoed up to this many characters, and at most this many known names are listed.
+ECHO_CHARS = 100
+LISTED_NAMES = 20
+
+
+def unknown_model(name: str, known: Sequence[str]) -> ModelNotFoundError:
+    """The error for an unknown model ``name``: the name shortened to :data:`ECHO_CHARS` characters
+    and at most :data:`LISTED_NAMES` of the ``known`` names (a 1 MB name must not come back whole)."""
+    shown = name if len(name) <= ECHO_CHARS else name[:ECHO_CHARS] + "..."
+    listed = ", ".join(known[:LISTED_NAMES])
+    if len(known) > LISTED_NAMES:
+        listed += f" and {len(known) - LISTED_NAMES} more (GET /v1/models lists them all)"
+    return ModelNotFoundError(f"unknown model {shown!r}; available: {listed}")
+
+
 @dataclass(frozen=True)
 class ModelRepository:
     """Specs found under ``root`` at construction (call :meth:`rescan` for a fresh view).
@@ -76,7 +91,7 @@ class ModelRepository:
             return self.specs[name]
         if name in self.broken:
             raise ModelSpecError(self.broken[name])
-        raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(self.names())}")
+        raise unknown_model(name, self.names())
 
     def resolve(self, name_or_path: str | None) -> ModelSpec:
         """A model by name, or by path: a ``model.yaml``, a folder holding one, or a bare model file

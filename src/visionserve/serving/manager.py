@@ -21,10 +21,10 @@ from typing import Protocol
 
 from visionserve.batching.batcher import Batcher, Clock
 from visionserve.batching.policy import BatchPolicy
-from visionserve.errors import InputError, ModelLoadError, ModelNotFoundError, ModelNotReadyError, VisionServeError
+from visionserve.errors import InputError, ModelLoadError, ModelNotReadyError, VisionServeError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model, spec_labels
-from visionserve.models.repository import ModelRepository
+from visionserve.models.repository import ModelRepository, unknown_model
 from visionserve.models.spec import BackendKind, ModelSpec
 from visionserve.pipeline import Predictor
 from visionserve.serving.instances import Job, JobResult, ModelInstance
@@ -223,7 +223,7 @@ class ModelManager:
     def _get(self, name: str) -> _Entry:
         entry = self._entries.get(name)
         if entry is None:
-            raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(self.names())}")
+            raise unknown_model(name, self.names())
         return entry
 
     def ensure_known(self, name: str) -> None:

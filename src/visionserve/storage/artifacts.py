@@ -22,13 +22,13 @@ from visionserve.errors import JobNotFoundError, StorageError
 from visionserve.storage.db import Database
 from visionserve.storage.tables import artifacts
 
-_KEY = re.compile(r"^[a-z0-9]+(/[a-z0-9][a-z0-9._-]*)*/?$")
+_KEY = re.compile(r"[a-z0-9]+(/[a-z0-9][a-z0-9._-]*)*/?")
 
 
 def check_key(key: str) -> str:
     """``key`` if it is lowercase ``segment/segment/...`` without ``..``; else :class:`StorageError`
     (keys come from :mod:`visionserve.jobs.model`, never from users, so a bad one is a bug)."""
-    if not _KEY.match(key) or ".." in key:
+    if not _KEY.fullmatch(key) or ".." in key:
         raise StorageError(f"invalid artifact key {key!r}")
     return key
 

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from visionserve.api.auth import BodyKeyRealm
 from visionserve.api.deps import ServiceDep
 from visionserve.api.metrics import tag_model
-from visionserve.api.routes.protocol_support import ProtocolError, check_key, protocol_route
+from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import deepstack
 from visionserve.errors import InputError
 from visionserve.models.spec import ModelSpec
@@ -36,20 +37,21 @@ def _error(error: ProtocolError) -> Response:
 
 
 router = APIRouter(tags=["deepstack"], route_class=protocol_route(_error))
+#: DeepStack clients send the key as the form field ``api_key`` (checked by the API-key middleware).
+AUTH_REALMS = (BodyKeyRealm("/v1/vision/", auth_renderer(_error)),)
 
 
 @dataclass(frozen=True)
 class _Form:
     image: bytes | None
     min_confidence: str | None
-    api_key: str | None
 
 
 async def _read_form(request: Request) -> _Form:
     async with request.form(max_files=_MAX_PARTS, max_fields=_MAX_PARTS) as form:
-        image, conf, key = form.get("image"), form.get("min_confidence"), form.get("api_key")
+        image, conf = form.get("image"), form.get("min_confidence")
         data = await image.read() if isinstance(image, UploadFile) else None
-    return _Form(data, conf if isinstance(conf, str) else None, key if isinstance(key, str) else None)
+    return _Form(data, conf if isinstance(conf, str) else None)
 
 
 def _facts(spec: ModelSpec) -> deepstack.ServerFacts:
@@ -63,7 +65,6 @@ async def _detect(
 ) -> Response:
     started = time.perf_counter()
     form = await _read_form(request)
-    check_key(request, form.api_key)
     if form.image is None:
         raise InputError("No valid image file found")
     min_confidence = deepstack.parse_min_confidence(form.min_confidence)
@@ -91,8 +92,6 @@ async def detection(request: Request, service: ServiceDep) -> Response:
 
 @router.post("/v1/vision/custom/list", summary="CodeProject.AI: the models usable as custom/{model}")
 async def custom_list(request: Request, service: ServiceDep) -> Response:
-    form = await _read_form(request)
-    check_key(request, form.api_key)
     names = [status.name for status in service.models() if status.spec is not None]
     return JSONResponse(deepstack.render_model_list(names, deepstack.ServerFacts()).model_dump(mode="json"))
 

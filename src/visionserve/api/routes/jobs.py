@@ -10,17 +10,17 @@ the :class:`~visionserve.jobs.service.JobService` in ``app.state.jobs`` does the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from visionserve.api.wire.common import describe_validation_error
+from visionserve.api.wire.jsonbody import parse_json
 from visionserve.core.images import check_content_type
 from visionserve.errors import InvalidParameterError, ShuttingDownError
 from visionserve.jobs.model import JobInput, JobOptions, JobQuery, JobState, NewJob
@@ -33,6 +33,11 @@ IMAGE_FIELD = "image"
 URL_FIELD = "url"
 JPEG = "image/jpeg"
 _SOURCE_CHARS = 255
+#: The largest integer the jobs database stores (SQLite and PostgreSQL BIGINT): larger offsets and
+#: indices are a 422 here instead of an overflow in the driver.
+DB_INT_MAX = 2**63 - 1
+Offset = Annotated[int, Query(ge=0, le=DB_INT_MAX)]
+ItemIndex = Annotated[int, Path(ge=0, le=DB_INT_MAX)]
 
 
 def get_jobs(request: Request) -> JobService:
@@ -95,10 +100,7 @@ async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
     query: dict[str, Any] = {k: v for k, v in request.query_params.items()}
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "application/json":
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidParameterError(f"invalid JSON body: {exc}") from None
+        body = await run_in_threadpool(parse_json, await request.body())
         if not isinstance(body, dict):
             raise InvalidParameterError("the JSON body must be an object")
         new, classes = _new_job(parse_params({**query, **body}), [])
@@ -130,7 +132,7 @@ def list_jobs(
     state: JobState | None = None,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     page = jobs.list_jobs(JobQuery(state, model, limit, offset))
     return {"jobs": [job_summary(job) for job in page.jobs], "total": page.total, "limit": limit, "offset": offset}
@@ -140,7 +142,7 @@ def list_jobs(
 def get_job(
     job_id: str,
     jobs: JobsDep,
-    items_offset: Annotated[int, Query(ge=0)] = 0,
+    items_offset: Offset = 0,
     items_limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     job = jobs.get(job_id)
@@ -168,16 +170,16 @@ def results(job_id: str, jobs: JobsDep, format: Annotated[str, Query(pattern="^(
 
 
 @router.get("/v1/jobs/{job_id}/items/{index}", summary="One item with its detections")
-def get_item(job_id: str, index: int, jobs: JobsDep) -> dict[str, Any]:
+def get_item(job_id: str, index: ItemIndex, jobs: JobsDep) -> dict[str, Any]:
     item, found = jobs.item(job_id, index)
     return item_json(item, found)
 
 
 @router.get("/v1/jobs/{job_id}/items/{index}/crops/{k}", summary="Crop k of an item (highest score first)")
-def get_crop(job_id: str, index: int, k: int, jobs: JobsDep) -> Response:
+def get_crop(job_id: str, index: ItemIndex, k: ItemIndex, jobs: JobsDep) -> Response:
     return Response(jobs.crop(job_id, index, k), media_type=JPEG)
 
 
 @router.get("/v1/jobs/{job_id}/items/{index}/annotated", summary="The annotated copy of an item")
-def get_annotated(job_id: str, index: int, jobs: JobsDep) -> Response:
+def get_annotated(job_id: str, index: ItemIndex, jobs: JobsDep) -> Response:
     return Response(jobs.annotated(job_id, index), media_type=JPEG)

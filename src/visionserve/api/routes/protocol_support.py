@@ -3,14 +3,14 @@
 Each protocol answers errors in its own body shape. :func:`protocol_route` builds an ``APIRoute``
 class that catches every error of a route and lets the protocol render it, with the status of the
 one table in :mod:`visionserve.api.errors`; 5xx answers get an error id that the log line carries.
-Protocols whose clients send the API key in the body or query (DeepStack, Roboflow) check it here
-with :func:`check_key` instead of in the API-key middleware.
+API keys are checked before any route runs, by :class:`~visionserve.api.auth.ApiKeyMiddleware`;
+:func:`auth_renderer` lets it answer a 401 in the protocol's shape.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -20,15 +20,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from visionserve.api.auth import key_matches, presented_key
 from visionserve.api.errors import error_headers, log_internal, status_of
 from visionserve.errors import AuthenticationError, VisionServeError
 from visionserve.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-#: Path prefixes whose routes check API keys themselves (their clients send keys in forms and bodies).
-SELF_AUTHENTICATING_PREFIXES = ("/v1/vision/", "/infer/", "/model/")
 
 
 @dataclass(frozen=True)
@@ -82,13 +78,10 @@ def protocol_route(render: ErrorRenderer) -> type[APIRoute]:
     return ProtocolRoute
 
 
-def check_key(request: Request, *candidates: str | None) -> None:
-    """Raise :class:`AuthenticationError` when the server has API keys and neither the request's
-    headers (``Authorization: Bearer``, ``X-API-Key``) nor any of ``candidates`` holds one."""
-    settings: Settings = request.app.state.settings
-    if not settings.api_keys:
-        return
-    offered: Sequence[str | None] = (presented_key(request.headers), *candidates)
-    if any(key and key_matches(key, settings.api_keys) for key in offered):
-        return
-    raise AuthenticationError("Incorrect api key" if any(offered) else "missing API key")
+def auth_renderer(render: ErrorRenderer) -> Callable[[AuthenticationError], Response]:
+    """The 401 answer of a protocol, for the API-key middleware (which runs before any route)."""
+
+    def rendered(error: AuthenticationError) -> Response:
+        return render(ProtocolError(401, str(error), error_headers(error)))
+
+    return rendered

@@ -4,29 +4,30 @@
 The registry lists loaded models; ``/model/add`` loads one, ``/model/remove`` unloads it,
 ``/model/clear`` unloads all. API keys may come as ``api_key`` in the JSON body or the query (the
 SDK's legacy transport) or as ``Authorization: Bearer``. ``{"type": "url"}`` images are fetched only
-only from the hosts of the ``url_image_hosts`` setting. Errors are ``{"message": "..."}``.
+from the hosts of the ``url_image_hosts`` setting, under :mod:`visionserve.outbound`'s address rules.
+Errors are ``{"message": "..."}``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from visionserve.api.auth import BodyKeyRealm
 from visionserve.api.deps import ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
-from visionserve.api.routes.protocol_support import ProtocolError, check_key, protocol_route
+from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import roboflow as rf
 from visionserve.api.wire.common import ImageInput
 from visionserve.api.wire.native import render_annotated
-from visionserve.errors import ImageTooLargeError, InputError, InvalidParameterError
+from visionserve.errors import ImageTooLargeError, InputError
+from visionserve.outbound import OutboundPolicy, Target
 from visionserve.serving.manager import ModelState, ModelStatus
 from visionserve.serving.service import DetectionService
-from visionserve.settings import Settings
 
 _URL_TIMEOUT_S = 10.0
 
@@ -36,12 +37,16 @@ def _error(error: ProtocolError) -> Response:
 
 
 router = APIRouter(tags=["roboflow"], route_class=protocol_route(_error))
+#: The SDK sends the key as ``api_key`` in the JSON body or the query (checked by the API-key middleware).
+AUTH_REALMS = (BodyKeyRealm("/infer/", auth_renderer(_error)), BodyKeyRealm("/model/", auth_renderer(_error)))
 
 
-async def _download(client: httpx.AsyncClient, url: str, max_bytes: int) -> bytes:
+async def _download(client: httpx.AsyncClient, target: Target, max_bytes: int) -> bytes:
+    url = str(target.url)
     chunks, size = [], 0
     try:
-        async with client.stream("GET", url) as response:
+        response = await client.send(target.request(client, "GET"), stream=True)
+        try:
             if response.status_code != 200:
                 raise InputError(f"Could not load input image. Cause: {url} answered HTTP {response.status_code}")
             async for chunk in response.aiter_bytes():
@@ -49,23 +54,25 @@ async def _download(client: httpx.AsyncClient, url: str, max_bytes: int) -> byte
                 if size > max_bytes:
                     raise ImageTooLargeError(f"image at {url} is larger than {max_bytes} bytes")
                 chunks.append(chunk)
+        finally:
+            await response.aclose()
     except httpx.HTTPError as exc:
         raise InputError(f"Could not load input image. Cause: {url}: {exc}") from exc
     return b"".join(chunks)
 
 
-async def _images(parsed: rf.ParsedDetection, settings: Settings) -> list[ImageInput]:
-    """The request's images with ``url`` ones downloaded (when the settings allow it)."""
-    urls = [item for item in parsed.images if isinstance(item, rf.UrlImage)]
-    for item in urls:
-        host = (urlsplit(item.url).hostname or "").lower()
-        if host not in settings.url_image_hosts:
-            raise InvalidParameterError(f"url images from {host!r} are not allowed here (setting url_image_hosts)")
+async def _images(parsed: rf.ParsedDetection, policy: OutboundPolicy, max_bytes: int) -> list[ImageInput]:
+    """The request's images with ``url`` ones downloaded, when ``policy`` (setting
+    ``url_image_hosts``) allows them; every URL is checked before any is fetched."""
+    urls = [item.url for item in parsed.images if isinstance(item, rf.UrlImage)]
+    for url in urls:
+        policy.check(url)
     if not urls:
         return [item for item in parsed.images if not isinstance(item, rf.UrlImage)]
+    targets = {url: await run_in_threadpool(policy.resolve, url) for url in urls}
     async with httpx.AsyncClient(timeout=_URL_TIMEOUT_S, follow_redirects=False) as client:
         return [
-            await _download(client, item.url, settings.max_body_bytes) if isinstance(item, rf.UrlImage) else item
+            await _download(client, targets[item.url], max_bytes) if isinstance(item, rf.UrlImage) else item
             for item in parsed.images
         ]
 
@@ -73,13 +80,13 @@ async def _images(parsed: rf.ParsedDetection, settings: Settings) -> list[ImageI
 @router.post("/infer/object_detection", summary="Roboflow: object detection")
 async def infer(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
     parsed = rf.parse_object_detection_request(await request.body())
-    check_key(request, parsed.request.api_key, request.query_params.get("api_key"))
     name = service.resolve_name(parsed.request.model_id)
     tag_model(request, name)
     labels = service.labels(name)
     options = parsed.options.to_predict_options(labels)
     visualize = bool(parsed.request.visualize_predictions)
-    results = await service.detect(name, await _images(parsed, settings), options, full_size=visualize)
+    images = await _images(parsed, request.app.state.url_images, settings.max_body_bytes)
+    results = await service.detect(name, images, options, full_size=visualize)
     iou = options.iou if options.iou is not None else service.spec(name).thresholds.iou
     answers = []
     for result in results:
@@ -111,14 +118,12 @@ def _registry(service: DetectionService) -> Response:
 
 @router.get("/model/registry", summary="Roboflow: the loaded models")
 async def registry(request: Request, service: ServiceDep) -> Response:
-    check_key(request, request.query_params.get("api_key"))
     return _registry(service)
 
 
 @router.post("/model/add", summary="Roboflow: load a model")
 async def add(request: Request, service: ServiceDep) -> Response:
     body = rf.parse_add_request(await request.body())
-    check_key(request, body.api_key, request.query_params.get("api_key"))
     name = service.resolve_name(body.model_id)  # unknown names never become a metric label
     tag_model(request, name)
     await service.load(name)
@@ -128,7 +133,6 @@ async def add(request: Request, service: ServiceDep) -> Response:
 @router.post("/model/remove", summary="Roboflow: unload a model")
 async def remove(request: Request, service: ServiceDep) -> Response:
     body = rf.parse_clear_request(await request.body())
-    check_key(request, request.query_params.get("api_key"))
     name = service.resolve_name(body.model_id)  # unknown names never become a metric label
     tag_model(request, name)
     await service.unload(name)
@@ -137,7 +141,6 @@ async def remove(request: Request, service: ServiceDep) -> Response:
 
 @router.post("/model/clear", summary="Roboflow: unload every model")
 async def clear(request: Request, service: ServiceDep) -> Response:
-    check_key(request, request.query_params.get("api_key"))
     for status in service.models():
         if status.state is ModelState.LOADED:
             await service.unload(status.name)

@@ -35,6 +35,7 @@ from visionserve.api.wire.common import (
     decode_base64,
     describe_validation_error,
 )
+from visionserve.api.wire.npy import MAGIC, load_npy
 from visionserve.core.detections import Detections
 from visionserve.core.nms import class_aware_nms
 from visionserve.errors import ImageDecodeError, InvalidParameterError
@@ -42,7 +43,6 @@ from visionserve.models.labels import Labels
 from visionserve.models.spec import ColorOrder
 
 TASK_TYPE = "object-detection"
-_NPY_MAGIC = b"\x93NUMPY"
 #: The only globals a pickled image may name: numpy's own array reconstruction.
 _PICKLE_GLOBALS = frozenset(
     {
@@ -165,10 +165,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 def _numpy_image(value: Any, where: str) -> ImageInput:
     data = decode_base64(where, value)
     try:
-        if data.startswith(_NPY_MAGIC):
-            array = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            array = _ArrayUnpickler(io.BytesIO(data)).load()
+        array = load_npy(data, where) if data.startswith(MAGIC) else _ArrayUnpickler(io.BytesIO(data)).load()
     except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError, IndexError) as exc:
         raise InvalidParameterError(f"{where}: not a pickled or .npy numpy array: {exc}") from None
     if not isinstance(array, np.ndarray):

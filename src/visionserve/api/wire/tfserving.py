@@ -15,7 +15,6 @@ its maximum. Errors are ``{"error": "..."}``. Pure functions and pydantic schema
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from visionserve.api.wire.common import ImageInput, as_bgr_image, decode_base64
+from visionserve.api.wire.jsonbody import parse_json
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError
 from visionserve.models.labels import Labels
@@ -144,10 +144,7 @@ def parse_predict_request(body: bytes) -> ParsedPredict:
     Raises :class:`InvalidParameterError` for invalid JSON, an unknown signature, both or neither
     of ``instances``/``inputs``, unknown input names, bad base64 or bad pixel arrays.
     """
-    try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidParameterError(f"JSON Parse error: {exc}") from None
+    document = parse_json(body, "JSON Parse error")
     if not isinstance(document, dict):
         raise InvalidParameterError("JSON Value is not an object")
     signature = document.get("signature_name") or SIGNATURE_NAME

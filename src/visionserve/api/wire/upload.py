@@ -25,8 +25,8 @@ from visionserve.models.labels import Labels
 
 #: Multipart field that carries the photo.
 FILE_FIELD = "file"
-_TASK_ID = re.compile(r"^[0-9a-f]{32}$")
-_CROP_NAME = re.compile(r"^(0|[1-9][0-9]{0,5})\.jpg$")
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
+_CROP_NAME = re.compile(r"(0|[1-9][0-9]{0,5})\.jpg")
 
 
 class UploadResponse(BaseModel):
@@ -52,7 +52,7 @@ def new_task_id() -> str:
 
 def is_task_id(text: str) -> bool:
     """Whether ``text`` has the form of a task id (so it is safe as a storage key segment)."""
-    return bool(_TASK_ID.match(text))
+    return bool(_TASK_ID.fullmatch(text))
 
 
 def crop_name(index: int) -> str:
@@ -62,7 +62,7 @@ def crop_name(index: int) -> str:
 
 def crop_index(name: str) -> int | None:
     """The index in a crop file name made by :func:`crop_name`, or None for any other name."""
-    match = _CROP_NAME.match(name)
+    match = _CROP_NAME.fullmatch(name)
     return int(match.group(1)) if match else None
 
 
