@@ -18,6 +18,8 @@ from tests.integration.protocol_servers import (
     protocol_server,
 )
 
+from visionserve.models.builtin import CLASSIFIER_NAME, POSE_NAME
+
 pytestmark = pytest.mark.slow
 
 
@@ -84,7 +86,13 @@ def test_custom_model_gives_the_test_built_yolo_boxes(server: ServerProcess) -> 
 
 def test_custom_list_names_every_model(server: ServerProcess) -> None:
     body = httpx.post(f"{server.url}/v1/vision/custom/list", timeout=10).json()
-    assert body["success"] is True and set(body["models"]) == {DEFAULT_MODEL, YOLO_MODEL, CRASHY_MODEL}
+    assert body["success"] is True and set(body["models"]) == {
+        DEFAULT_MODEL,
+        YOLO_MODEL,
+        CRASHY_MODEL,
+        CLASSIFIER_NAME,
+        POSE_NAME,
+    }
 
 
 @pytest.mark.parametrize(

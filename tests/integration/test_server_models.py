@@ -9,6 +9,7 @@ from tests.conftest import encode, photo
 from tests.integration.conftest import BROKEN, CRASHY, SINGLE, SLEEPY, metric_sum
 
 from visionserve.api.wire.native import ModelDocument, ModelList
+from visionserve.models.builtin import CLASSIFIER_NAME, POSE_NAME
 from visionserve.models.default import DEFAULT_MODEL_NAME, default_spec
 
 JPEG = encode(photo("astronaut"), ".jpg")
@@ -22,9 +23,11 @@ def test_list_models(client: httpx.Client) -> None:
     response = client.get("/v1/models")
     assert response.status_code == 200
     models = {m["name"]: m for m in ModelList.model_validate(response.json()).model_dump()["models"]}
-    assert set(models) == {DEFAULT_MODEL_NAME, SLEEPY, CRASHY, SINGLE, BROKEN}
+    assert set(models) == {DEFAULT_MODEL_NAME, CLASSIFIER_NAME, POSE_NAME, SLEEPY, CRASHY, SINGLE, BROKEN}
     assert {name: m["state"] for name, m in models.items()} == {
         DEFAULT_MODEL_NAME: "loaded",
+        CLASSIFIER_NAME: "unloaded",  # built-ins other than the default load on their first request
+        POSE_NAME: "unloaded",
         SLEEPY: "loaded",
         CRASHY: "loaded",
         SINGLE: "loaded",

@@ -12,6 +12,7 @@ from tests.conftest import encode
 from tests.factories import constant_onnx, solid_image, yolov8_table
 from tests.integration.conftest import ServerProcess, write_model
 
+from visionserve.models.builtin import CLASSIFIER_NAME, POSE_NAME
 from visionserve.models.default import DEFAULT_MODEL_NAME
 
 LAZY = "tiny-lazy"
@@ -64,7 +65,12 @@ def test_a_model_left_out_of_preload_loads_once_on_its_first_requests(
     server = start_server("--models", str(repository), "--preload", DEFAULT_MODEL_NAME)
     client = server.client()
     listed = {m["name"]: m["state"] for m in client.get("/v1/models").json()["models"]}
-    assert listed == {DEFAULT_MODEL_NAME: "loaded", LAZY: "unloaded"}
+    assert listed == {
+        DEFAULT_MODEL_NAME: "loaded",
+        LAZY: "unloaded",
+        CLASSIFIER_NAME: "unloaded",
+        POSE_NAME: "unloaded",
+    }
     assert "model tiny-lazy loaded" not in server.log()
 
     with ThreadPoolExecutor(4) as pool:
