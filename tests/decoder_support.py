@@ -41,17 +41,15 @@ class Placement:
         """The source pixels whose centre falls inside ``shape`` (given in input pixels)."""
         return shape(*self.centres_in_input())
 
+    def point(self, x: float, y: float) -> tuple[float, float]:
+        """An input-pixel point in source pixels, clipped to the image."""
+        mapped_x = (x - self.pad_x) / self.scale_x
+        mapped_y = (y - self.pad_y) / self.scale_y
+        return min(max(mapped_x, 0.0), self.width), min(max(mapped_y, 0.0), self.height)
+
     def box(self, xyxy: tuple[float, float, float, float]) -> tuple[float, ...]:
         """An input-pixel box in source pixels, clipped to the image."""
-        x1, y1, x2, y2 = xyxy
-        mapped = ((x1 - self.pad_x) / self.scale_x, (y1 - self.pad_y) / self.scale_y)
-        far = ((x2 - self.pad_x) / self.scale_x, (y2 - self.pad_y) / self.scale_y)
-        return (
-            min(max(mapped[0], 0.0), self.width),
-            min(max(mapped[1], 0.0), self.height),
-            min(max(far[0], 0.0), self.width),
-            min(max(far[1], 0.0), self.height),
-        )
+        return (*self.point(*xyxy[:2]), *self.point(*xyxy[2:]))
 
 
 def in_box(x1: float, y1: float, x2: float, y2: float) -> Shape:

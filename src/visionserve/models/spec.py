@@ -238,9 +238,10 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _classify_keeps_low_scores(self) -> ModelSpec:
-        # A classifier lists its top-k classes whatever their score unless thresholds say otherwise.
-        if self.task is Task.CLASSIFY and "thresholds" not in self.model_fields_set:
-            object.__setattr__(self, "thresholds", Thresholds(conf=0.0))
+        # A classifier lists its top-k classes whatever their score unless its thresholds name a conf
+        # (``thresholds: {top_k: 3}`` alone must not bring in the detectors' default conf).
+        if self.task is Task.CLASSIFY and "conf" not in self.thresholds.model_fields_set:
+            object.__setattr__(self, "thresholds", self.thresholds.model_copy(update={"conf": 0.0}))
         return self
 
     @property
