@@ -58,12 +58,14 @@ def constant_onnx(
 ) -> Path:
     """Write an ONNX model whose output is ``table`` (leading dimension 1) broadcast over the batch,
     followed by ``extra_outputs`` (name -> tensor with a leading dimension of 1), broadcast the same way
-    (e.g. the prototypes of a segmentation model).
+    (e.g. the prototypes of a segmentation model). A model of fixed batch 1 may have outputs of any
+    leading dimension (Mask R-CNN's ``[N, C, h, w]`` masks): broadcasting over one image keeps them.
 
     ``input_shape`` is ``[B, 3, H, W]``; a string dimension (e.g. ``"batch"``) is dynamic.
     """
     outputs = {output_name: table, **(extra_outputs or {})}
     batch = input_shape[0]
+    single = batch == 1
     nodes = [helper.make_node("ReduceSum", [input_name, "axes"], ["total"], keepdims=1)]
     initializers = [
         numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes"),
@@ -71,7 +73,7 @@ def constant_onnx(
     ]
     infos = []
     for index, (name, value) in enumerate(outputs.items()):
-        if value.shape[0] != 1:
+        if value.shape[0] != 1 and not single:
             raise ValueError(f"output {name} must have a leading dimension of 1, got shape {value.shape}")
         ones = [1] * (value.ndim - 1)
         nodes += [
@@ -83,7 +85,8 @@ def constant_onnx(
             numpy_helper.from_array(np.array([-1, *ones], np.int64), f"batch_shape{index}"),
             numpy_helper.from_array(value.astype(np.float32), f"table{index}"),
         ]
-        infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, *value.shape[1:]]))
+        leading = value.shape[0] if single else batch
+        infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [leading, *value.shape[1:]]))
     graph = helper.make_graph(
         nodes,
         "constant",
@@ -243,3 +246,83 @@ def quantized_tflite(path: Path, pixels_type: str = "uint8") -> QuantizedTflite:
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path.write_bytes(bytes(builder.Output()))
     return QuantizedTflite(path, 0.5, pixels_zero, 0.25, 3)
+
+
+# --- Tiny models of the other tasks: segment, pose, classify ---------------------------------------
+# Each writes a bare model file (Ultralytics-style metadata where the real exports have it) whose
+# outputs are the hand-made tensors given, so that a test can work out masks, keypoints and classes
+# by hand. The tests that use them (tests/unit/test_decoders_*.py) say which scenario they build.
+
+
+def yolov8_seg_table(
+    rows: Sequence[tuple[Any, ...]], num_classes: int, num_masks: int, columns: int = 16
+) -> FloatArray:
+    """A ``[1, 4 + C + M, columns]`` YOLOv8-seg output: ``rows[i]`` = ``(cx, cy, w, h, class_id, score,
+    coefficients)`` (``coefficients`` a length-``M`` sequence) fills column ``i``; the rest is 0."""
+    table = np.zeros((1, 4 + num_classes + num_masks, columns), np.float32)
+    for index, (cx, cy, w, h, class_id, score, coefficients) in enumerate(rows):
+        table[0, :4, index] = (cx, cy, w, h)
+        table[0, 4 + int(class_id), index] = score
+        table[0, 4 + num_classes :, index] = coefficients
+    return table
+
+
+def yolov8_seg_model(
+    path: Path, table: FloatArray, prototypes: FloatArray, names: Sequence[str], imgsz: tuple[int, int] = (640, 640)
+) -> Path:
+    """A bare YOLOv8/YOLO11-seg export: ``output0`` = ``table`` ``[1, 4 + C + M, N]``, ``output1`` =
+    ``prototypes`` ``[1, M, H / 4, W / 4]``, input ``[1, 3, H, W]`` (``imgsz`` is ``(H, W)``), metadata
+    ``task: segment``."""
+    return constant_onnx(
+        path,
+        table,
+        input_shape=(1, 3, *imgsz),
+        metadata=ultralytics_metadata(names, imgsz, task="segment"),
+        extra_outputs={"output1": prototypes},
+    )
+
+
+def yolov8_pose_table(rows: Sequence[tuple[Any, ...]], num_keypoints: int, columns: int = 16) -> FloatArray:
+    """A ``[1, 4 + 1 + K * 3, columns]`` YOLOv8-pose output: ``rows[i]`` = ``(cx, cy, w, h, score,
+    keypoints)`` (``keypoints`` ``(K, 3)``: x, y, visibility) fills column ``i``; the rest is 0."""
+    table = np.zeros((1, 5 + num_keypoints * 3, columns), np.float32)
+    for index, (cx, cy, w, h, score, keypoints) in enumerate(rows):
+        table[0, :5, index] = (cx, cy, w, h, score)
+        table[0, 5:, index] = np.asarray(keypoints, np.float32).reshape(-1)
+    return table
+
+
+def yolov8_pose_model(path: Path, table: FloatArray, imgsz: tuple[int, int] = (640, 640)) -> Path:
+    """A bare YOLOv8/YOLO11-pose export of one class (person): ``output0`` = ``table``, input
+    ``[1, 3, H, W]``, metadata ``task: pose`` and ``kpt_shape: [K, 3]`` (K from the table)."""
+    metadata = ultralytics_metadata(["person"], imgsz, task="pose")
+    metadata["kpt_shape"] = str([(table.shape[1] - 5) // 3, 3])
+    return constant_onnx(path, table, input_shape=(1, 3, *imgsz), metadata=metadata)
+
+
+def yolov8_cls_model(path: Path, probabilities: Sequence[float], names: Sequence[str], size: int = 224) -> Path:
+    """A bare YOLOv8/YOLO11-cls export: ``output0`` = ``[1, C]`` ``probabilities``, input
+    ``[1, 3, size, size]``, metadata ``task: classify``."""
+    table = np.asarray(probabilities, np.float32)[None]
+    metadata = ultralytics_metadata(names, (size, size), task="classify")
+    return constant_onnx(path, table, input_shape=(1, 3, size, size), metadata=metadata)
+
+
+def mask_rcnn_model(path: Path, rows: FloatArray, masks: FloatArray, size: tuple[int, int] = (256, 256)) -> Path:
+    """A TF-OD Mask R-CNN as the ``mask_rcnn`` layout reads it: ``detection_out_final`` = ``rows``
+    ``[1, 1, N, 7]`` (image id, class id, score, x1, y1, x2, y2 normalised), ``detection_masks`` =
+    ``masks`` ``[N, C, h, w]``; input ``[1, 3, height, width]`` (``size`` is ``(width, height)``)."""
+    return constant_onnx(
+        path,
+        rows,
+        input_shape=(1, 3, size[1], size[0]),
+        input_name="image_tensor",
+        output_name="detection_out_final",
+        extra_outputs={"detection_masks": masks},
+    )
+
+
+def movenet_model(path: Path, keypoints: FloatArray, size: int = 192) -> Path:
+    """A MoveNet single-pose model: output ``[1, 1, K, 3]`` = ``keypoints`` rows ``(y, x, score)``
+    normalised to the input, input ``[1, size, size, 3]`` (NHWC, as MoveNet's)."""
+    return constant_onnx(path, keypoints, input_shape=(1, size, size, 3), input_name="input", output_name="output_0")

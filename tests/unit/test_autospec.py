@@ -64,9 +64,7 @@ def test_region_output_is_tiny_yolov2_voc(tmp_path: Path) -> None:
 
 
 ONNX_ERRORS = {
-    "segment task": (yolov8_table([], 2), {"task": "segment"}, (1, 3, 64, 64), "task 'segment' is not supported"),
-    "pose task": (yolov8_table([], 2), {"task": "pose"}, (1, 3, 64, 64), "task 'pose' is not supported"),
-    "classify task": (np.zeros((1, 2), np.float32), {"task": "classify"}, (1, 3, 64, 64), "'classify'"),
+    "oriented boxes task": (yolov8_table([], 2), {"task": "obb"}, (1, 3, 64, 64), "task 'obb' is not supported"),
     "end-to-end export": (np.zeros((1, 300, 6), np.float32), {"end2end": "True"}, (1, 3, 64, 64), "end-to-end"),
     "names disagree with output": (
         yolov8_table([], 2),

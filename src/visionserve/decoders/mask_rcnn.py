@@ -38,7 +38,7 @@ def _split(outputs: Sequence[AnyArray]) -> tuple[AnyArray, AnyArray]:
     """The detection rows and the masks, told apart by shape (rows end in 7 columns)."""
     rows = [o for o in outputs if o.ndim == 4 and o.shape[0] == 1 and o.shape[1] == 1 and o.shape[3] == 7]
     masks = [o for o in outputs if o.ndim == 4 and not any(o is r for r in rows)]
-    if len(rows) != 1 or len(masks) != 1:
+    if len(rows) != 1 or len(masks) != 1 or min(masks[0].shape[2:]) < 1:
         shapes = [tuple(o.shape) for o in outputs]
         raise DecodeError(f"mask_rcnn decoder expects two outputs {_HINT}, got shapes {shapes}")
     return rows[0], masks[0]

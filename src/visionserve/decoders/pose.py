@@ -53,7 +53,7 @@ def decode_movenet(outputs: Sequence[AnyArray], batch_size: int, params: DecodeP
     table = first_output(outputs, "movenet", hint)
     expect_shape(table, 4, "movenet", hint)
     check_batch(table, batch_size, "movenet")
-    if table.shape[1] != 1 or table.shape[3] != 3:
+    if table.shape[1] != 1 or table.shape[2] < 1 or table.shape[3] != 3:
         raise DecodeError(f"movenet decoder expects an output {hint}, got shape {table.shape}")
     result = []
     for index in range(batch_size):

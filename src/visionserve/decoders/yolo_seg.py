@@ -56,7 +56,7 @@ def _split(outputs: Sequence[AnyArray]) -> tuple[AnyArray, AnyArray]:
     """The detection table (3-D) and the prototypes (4-D), in whichever order the model gives them."""
     tables = [o for o in outputs if o.ndim == 3]
     prototypes = [o for o in outputs if o.ndim == 4]
-    if len(tables) != 1 or len(prototypes) != 1:
+    if len(tables) != 1 or len(prototypes) != 1 or min(prototypes[0].shape[2:]) < 1:
         shapes = [tuple(o.shape) for o in outputs]
         raise DecodeError(f"yolov8_seg decoder expects two outputs {_HINT}, got shapes {shapes}")
     return tables[0], prototypes[0]

@@ -1,11 +1,12 @@
 """Specs inferred for bare model files, served without a ``model.yaml``.
 
 * ``.onnx``: loaded once with ONNX Runtime (CPU) to read its input and output shapes and the
-  metadata that Ultralytics exports write (``names``, ``imgsz``, ``task``, ``stride``, ``batch``).
-  The decoder follows from the first output's shape: ``[B, 4 + C, N]`` is YOLOv8/YOLO11,
-  ``[B, N, 5 + C]`` YOLOv5 (both: letterbox, RGB, pixels / 255); ``[B, A * (5 + C), H, W]`` is a
-  Tiny YOLOv2 region output, read as the ONNX model zoo's (5 anchors, VOC for 125 channels or COCO
-  for 425; stretch, RGB, raw 0-255 pixels). Only detection models are served for now.
+  metadata that Ultralytics exports write (``names``, ``imgsz``, ``task``, ``kpt_shape``, ``stride``,
+  ``batch``). The ``task`` (detect when absent) and the output shapes pick the decoder (see
+  :mod:`visionserve.models.autospec_tasks`): ``[B, 4 + C, N]`` is YOLOv8/YOLO11, ``[B, N, 5 + C]``
+  YOLOv5, segment, pose and classify exports their own layouts (RGB, pixels / 255, letterbox but for
+  classifiers); ``[B, A * (5 + C), H, W]`` is a Tiny YOLOv2 region output, read as the ONNX model
+  zoo's (5 anchors, VOC for 125 channels or COCO for 425; stretch, RGB, raw 0-255 pixels).
 * ``.cfg`` / ``.weights``: a Darknet pair (the other file has the same stem), run by OpenCV DNN;
   input size from the cfg's ``[net]`` section, stretch, RGB, pixels / 255; labels from a
   ``<stem>.names``, ``coco.names`` or ``obj.names`` file beside it, else ``class_<id>``.
@@ -28,6 +29,7 @@ from visionserve.backends.base import TensorInfo
 from visionserve.core.geometry import ResizeMode
 from visionserve.decoders.yolo_region import COCO_TINY_YOLOV2_ANCHORS, VOC_TINY_YOLOV2_ANCHORS
 from visionserve.errors import ModelSpecError
+from visionserve.models.autospec_tasks import YOLO_THRESHOLDS, Head, ultralytics_head
 from visionserve.models.labels import read_labels_file
 from visionserve.models.spec import (
     BackendKind,
@@ -37,6 +39,7 @@ from visionserve.models.spec import (
     ModelFiles,
     ModelSpec,
     OutputLayout,
+    Task,
     Thresholds,
     spec_from_mapping,
 )
@@ -47,7 +50,6 @@ VOC_LABELS = (
 )  # fmt: skip
 _REGION_ANCHORS = {20: VOC_TINY_YOLOV2_ANCHORS, 80: COCO_TINY_YOLOV2_ANCHORS}
 _DARKNET_LABEL_FILES = ("{stem}.names", "coco.names", "obj.names")
-_YOLO_THRESHOLDS = Thresholds(conf=0.25, iou=0.45, max_det=300)
 Shape = tuple[int | None, ...]
 
 
@@ -121,7 +123,9 @@ def _imgsz(raw: str | None, source: Path) -> tuple[int, int] | None:
     raise ModelSpecError(f"{source}: metadata 'imgsz' must be [height, width], got {raw[:40]!r}")
 
 
-def _input_spec(info: TensorInfo, imgsz: tuple[int, int] | None, ultralytics: bool, source: Path) -> InputSpec:
+def _input_spec(
+    info: TensorInfo, imgsz: tuple[int, int] | None, resize: ResizeMode, scale: float, source: Path
+) -> InputSpec:
     """The input spec from the input tensor (``[B, 3, H, W]`` or ``[B, H, W, 3]``) and ``imgsz``."""
     shape = info.shape
     if len(shape) != 4 or 3 not in (shape[1], shape[3]):
@@ -137,33 +141,13 @@ def _input_spec(info: TensorInfo, imgsz: tuple[int, int] | None, ultralytics: bo
     return InputSpec(
         width=width,
         height=height,
-        resize=ResizeMode.LETTERBOX if ultralytics else ResizeMode.STRETCH,
+        resize=resize,
         color=ColorOrder.RGB,
-        scale=1 / 255 if ultralytics else 1.0,
+        scale=scale,
         layout=layout,
         dtype=info.dtype,
         fixed_batch=shape[0],
     )
-
-
-def _yolo_layout(shape: Shape, classes: int | None, source: Path) -> tuple[OutputLayout, int]:
-    """``(layout, C)`` of a ``[B, 4 + C, N]`` or ``[B, N, 5 + C]`` output; ``classes`` from names."""
-    _, rows, cols = shape
-    if classes is not None:
-        if rows == 4 + classes and (cols is None or cols > rows):
-            return OutputLayout.YOLOV8, classes
-        if cols == 5 + classes:
-            return OutputLayout.YOLOV5, classes
-        raise ModelSpecError(
-            f"{source}: output shape {shape} fits neither [B, 4 + C, N] (YOLOv8) nor [B, N, 5 + C] (YOLOv5) "
-            f"with the C = {classes} classes of its 'names' metadata"
-        )
-    if rows is not None and cols is not None:
-        if cols > rows > 4:
-            return OutputLayout.YOLOV8, rows - 4
-        if rows > cols > 5:
-            return OutputLayout.YOLOV5, cols - 5
-    raise ModelSpecError(f"{source}: cannot tell the decoder of output shape {shape}; write a model.yaml")
 
 
 def _region_decoder(shape: Shape, classes: int | None, source: Path) -> DecoderSpec:
@@ -189,38 +173,33 @@ def _read_onnx(path: Path) -> tuple[dict[str, str], TensorInfo, list[Shape]]:
 
 def _onnx_spec(path: Path) -> ModelSpec:
     metadata, info, outputs = _read_onnx(path)
-    task = metadata.get("task", "detect")
-    if task != "detect":
-        raise ModelSpecError(f"{path}: Ultralytics task {task!r} is not supported yet; only 'detect' models are")
     if metadata.get("end2end", "").lower() == "true":
         raise ModelSpecError(f"{path}: end-to-end exports (NMS inside the model) are not supported; export nms=False")
     names = parse_names(metadata.get("names"), path)
     classes = max(names) + 1 if names else None
-    shape = outputs[0] if outputs else ()
-    if len(shape) == 4:
-        decoder = _region_decoder(shape, classes, path)
-        ultralytics = False
-        thresholds = Thresholds(conf=0.25, iou=0.45, max_det=100)
-    elif len(shape) == 3:
-        layout, count = _yolo_layout(shape, classes, path)
-        decoder = DecoderSpec(layout=layout, num_classes=count)
-        ultralytics = True
-        thresholds = _YOLO_THRESHOLDS
+    task = metadata.get("task", Task.DETECT.value)
+    if task == Task.DETECT and outputs and len(outputs[0]) == 4:
+        head = Head(Task.DETECT, _region_decoder(outputs[0], classes, path), Thresholds(conf=0.25, iou=0.45))
+        resize, scale = ResizeMode.STRETCH, 1.0
     else:
-        raise ModelSpecError(f"{path}: output shape {shape} is not a supported detection layout; write a model.yaml")
-    input_spec = _input_spec(info, _imgsz(metadata.get("imgsz"), path), ultralytics, path)
+        head = ultralytics_head(task, outputs, classes, metadata, path)
+        resize, scale = head.resize, 1 / 255
+    decoder = head.decoder
+    input_spec = _input_spec(info, _imgsz(metadata.get("imgsz"), path), resize, scale, path)
     count = decoder.num_classes or 0
     default = VOC_LABELS if decoder.layout is OutputLayout.YOLO_REGION and count == len(VOC_LABELS) else ()
-    labels = names or default or tuple(f"class_{i}" for i in range(count))
+    labels = names or default or tuple(f"class_{i}" for i in range(max(count, 1)))
     return _make(
         path,
+        task=head.task,
         backend=BackendKind.ONNXRUNTIME,
         description=metadata.get("description", f"{decoder.layout} model inferred from {path.name}"),
         files=ModelFiles(model=Path(path.name)),
         input=input_spec,
         decoder=decoder,
         labels=labels,
-        thresholds=thresholds,
+        keypoints=head.keypoints,
+        thresholds=head.thresholds,
     )
 
 
@@ -293,7 +272,7 @@ def _darknet_spec(path: Path) -> ModelSpec:
         input=InputSpec(width=width, height=height, resize=ResizeMode.STRETCH, color=ColorOrder.RGB, scale=1 / 255),
         decoder=DecoderSpec(layout=OutputLayout.DARKNET_YOLO, num_classes=classes),
         labels=_darknet_labels(cfg, classes),
-        thresholds=_YOLO_THRESHOLDS,
+        thresholds=YOLO_THRESHOLDS,
     )
 
 

@@ -228,20 +228,30 @@ class ModelSpec(_Strict):
             raise ValueError(f"backend {self.backend.value!r} needs {', '.join(missing)}")
         if self.decoder and self.decoder.layout is OutputLayout.YOLO_REGION and not self.decoder.anchors:
             raise ValueError("decoder layout 'yolo_region' needs 'anchors'")
-        if self.decoder and isinstance(self.decoder.layout, OutputLayout) and self.decoder.layout.task is not self.task:
-            layout = self.decoder.layout
-            fitting = ", ".join(item.value for item in OutputLayout if item.task is self.task)
-            raise ValueError(
-                f"decoder layout {layout.value!r} gives {layout.task.value} results, but the task is "
-                f"{self.task.value} (layouts for {self.task.value}: {fitting or 'none built in'})"
-            )
         return self
+
+    @field_validator("decoder")
+    @classmethod
+    def _layout_answers_the_task(cls, decoder: DecoderSpec | None, info: ValidationInfo) -> DecoderSpec | None:
+        # A field validator (``task`` is validated before ``decoder``), so that the error names the field.
+        task = info.data.get("task")
+        if decoder is None or task is None or not isinstance(decoder.layout, OutputLayout):
+            return decoder
+        layout = decoder.layout
+        if layout.task is not task:
+            fitting = ", ".join(item.value for item in OutputLayout if item.task is task)
+            raise ValueError(
+                f"layout {layout.value!r} gives {layout.task.value} results, but the task is "
+                f"{task.value} (layouts for {task.value}: {fitting or 'none built in'})"
+            )
+        return decoder
 
     @model_validator(mode="after")
     def _classify_keeps_low_scores(self) -> ModelSpec:
-        # A classifier lists its top-k classes whatever their score unless thresholds say otherwise.
-        if self.task is Task.CLASSIFY and "thresholds" not in self.model_fields_set:
-            object.__setattr__(self, "thresholds", Thresholds(conf=0.0))
+        # A classifier lists its top-k classes whatever their score unless its thresholds name a conf
+        # (``thresholds: {top_k: 3}`` alone must not bring in the detectors' default conf).
+        if self.task is Task.CLASSIFY and "conf" not in self.thresholds.model_fields_set:
+            object.__setattr__(self, "thresholds", self.thresholds.model_copy(update={"conf": 0.0}))
         return self
 
     @property
