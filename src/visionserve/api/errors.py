@@ -40,6 +40,7 @@ from visionserve.errors import (
     StorageError,
     UnsupportedMediaTypeError,
     VisionServeError,
+    WrongTaskError,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     ImageDecodeError: (HTTPStatus.BAD_REQUEST, "undecodable_image"),
     ImageTooLargeError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large"),
     UnsupportedMediaTypeError: (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+    WrongTaskError: (HTTPStatus.UNPROCESSABLE_ENTITY, "wrong_task"),
     InvalidParameterError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_parameter"),
     InputError: (HTTPStatus.BAD_REQUEST, "bad_input"),
     AuthenticationError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),

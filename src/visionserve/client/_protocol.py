@@ -37,6 +37,7 @@ from visionserve.errors import (
     StorageError,
     UnsupportedMediaTypeError,
     VisionServeError,
+    WrongTaskError,
 )
 from visionserve.types import BGRImage
 
@@ -184,6 +185,7 @@ CODE_ERRORS: dict[str, type[VisionServeError]] = {
     "undecodable_image": ImageDecodeError,
     "too_large": ImageTooLargeError,
     "unsupported_media_type": UnsupportedMediaTypeError,
+    "wrong_task": WrongTaskError,
     "invalid_parameter": InvalidParameterError,
     "bad_input": InputError,
     "unauthorized": AuthenticationError,
