@@ -1,8 +1,14 @@
 """/v1/predict for every task on a real server process, with the tiny segment, pose and classify
-models of tests/factories.py (constant outputs: every answer is known exactly)."""
+models of tests/factories.py (constant outputs: every answer is known exactly); the Python client
+against that server, and ``visionserve predict`` as a real process."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +31,8 @@ from tests.factories import (
 from tests.integration.conftest import ServerProcess, running_server
 
 from visionserve.api.wire.predictions import PredictResponse
+from visionserve.client import AsyncClient, Client, PredictionResult
+from visionserve.errors import InvalidParameterError, WrongTaskError
 from visionserve.render.mask_decoding import patch_from_polygons
 from visionserve.render.palette import color_for
 
@@ -211,3 +219,94 @@ def test_images_of_pose_and_classify(http: httpx.Client) -> None:
     top_left = banner[0:12, 0:40].reshape(-1, 3)
     assert sum(near(p, dog) for p in top_left) > len(top_left) // 3  # the banner of the best class
     assert near(banner[100, 100], GRAY)
+
+
+# -- the Python client ---------------------------------------------------------------------------------
+
+
+def test_client_predict_reads_masks_keypoints_and_classes(task_server: ServerProcess) -> None:
+    with Client(task_server.url) as client:
+        seg = client.predict(image_bytes(), SEG)
+        rle = client.predict(image_bytes(), SEG, mask_format="rle")
+        pose = client.predict(image_bytes(), POSE)
+        cls = client.predict(image_bytes(), CLS, top_k=2)
+        with pytest.raises(InvalidParameterError, match="mask_format"):
+            client.predict(image_bytes(), SEG, mask_format="png")
+        with pytest.raises(WrongTaskError):
+            client.detect(image_bytes(), CLS)
+    assert (seg.task, seg.labels, seg.detections.xyxy[0].tolist()) == ("segment", SEG_LABELS, [16, 16, 80, 80])
+    assert seg.detections.masks is not None and rle.detections.masks is not None
+    for i in range(2):
+        from_polygons = seg.detections.mask_patch(i, SIZE, SIZE).dense(SIZE, SIZE)
+        from_rle = rle.detections.mask_patch(i, SIZE, SIZE).dense(SIZE, SIZE)
+        assert iou(from_polygons, from_rle) >= 0.9
+    assert rle.detections.mask_patch(0, SIZE, SIZE).dense(SIZE, SIZE)[INSIDE0].all()
+    assert pose.keypoint_names == tuple(POSE_KEYPOINTS)
+    assert pose.detections.keypoints is not None
+    assert pose.detections.keypoints[0, :, :2].tolist() == [[x * 2, y * 2] for x, y, _ in POSE_KEYPOINTS.values()]
+    assert cls.labels == ("dog", "fish") and cls.classes.top == (1, pytest.approx(0.6))
+    with pytest.raises(WrongTaskError):
+        _ = cls.detections
+
+
+def test_async_client_predict_many(task_server: ServerProcess) -> None:
+    async def go() -> list[PredictionResult]:
+        async with AsyncClient(task_server.url) as client:
+            return await client.predict_many([image_bytes(), image_bytes()], CLS, mask_format="none")
+
+    results = asyncio.run(go())
+    assert [r.task for r in results] == ["classify", "classify"]
+    assert [r.labels[0] for r in results] == ["dog", "dog"]
+
+
+# -- the CLI, as a real process ------------------------------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONSERVE_")}
+    command = [sys.executable, "-m", "visionserve", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
+@pytest.fixture(scope="module")
+def gray_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("images") / "gray.png"
+    path.write_bytes(image_bytes())
+    return path
+
+
+def test_cli_predict_every_task_offline(task_repository: Path, gray_file: Path) -> None:
+    repo = ("--models", str(task_repository))
+    result = cli("predict", str(gray_file), "--model", CLS, *repo, "--json", "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["model"], document["task"]) == (CLS, "classify")
+    assert [c["label"] for c in document["results"][0]["classes"]] == ["dog", "fish"]
+    rle = json.loads(cli("predict", str(gray_file), "--model", SEG, *repo, "--json", "--mask-format", "rle").stdout)
+    assert coco_mask.decode(rle["results"][0]["detections"][0]["rle"])[INSIDE0].all()
+    table = cli("predict", str(gray_file), "--model", POSE, *repo)
+    assert table.returncode == 0 and "1 detections" in table.stdout and "3 keypoints" in table.stdout
+
+
+def test_cli_predict_writes_each_render_mode(task_repository: Path, gray_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mask_only"
+    result = cli("predict", str(gray_file), "--model", SEG, "--models", str(task_repository), "--out", str(out),
+                 "--render", "mask_only")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    drawn_image = cv2.imread(str(out / "gray.jpg")).astype(int)
+    assert near(drawn_image[40, 40], color_for(0)) and near(drawn_image[4, 124], (0, 0, 0))
+
+
+def test_cli_detect_refuses_a_classifier(task_repository: Path, gray_file: Path) -> None:
+    result = cli("detect", str(gray_file), "--model", CLS, "--models", str(task_repository))
+    assert result.returncode == 1
+    assert "classifies images" in result.stderr and "visionserve predict" in result.stderr
+
+
+def test_cli_predict_through_a_server(task_server: ServerProcess, gray_file: Path) -> None:
+    result = cli("predict", str(gray_file), "--model", POSE, "--url", task_server.url, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["model"], document["task"]) == (POSE, "pose")
+    (person,) = document["results"][0]["detections"]
+    assert [p["name"] for p in person["keypoints"]] == list(POSE_KEYPOINTS)

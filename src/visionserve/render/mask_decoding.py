@@ -15,6 +15,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from visionserve.core.masks import InstanceMasks, MaskPatch
+from visionserve.types import IntArray
 
 
 def patch_from_polygons(polygons: Sequence[Sequence[Sequence[float]]]) -> MaskPatch:
@@ -22,12 +23,7 @@ def patch_from_polygons(polygons: Sequence[Sequence[Sequence[float]]]) -> MaskPa
     boundary pixels, as :func:`~visionserve.render.mask_encoding.polygons` writes them): every pixel
     on or inside a polygon is in. Holes are not represented (the encoding keeps outer contours).
     Raises ``ValueError`` for a polygon that is not a list of ``[x, y]`` pairs."""
-    shapes = []
-    for polygon in polygons:
-        points = np.asarray(polygon, np.float64)
-        if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0 or not np.isfinite(points).all():
-            raise ValueError(f"a polygon must be a list of [x, y] points, got shape {points.shape}")
-        shapes.append(np.round(points - 0.5).astype(np.int64))  # vertex at a pixel centre -> its index
+    shapes = [_pixel_polygon(polygon) for polygon in polygons]
     if not shapes:
         return MaskPatch(0, 0, np.zeros((1, 1), np.bool_))
     stacked = np.concatenate(shapes)
@@ -36,6 +32,21 @@ def patch_from_polygons(polygons: Sequence[Sequence[Sequence[float]]]) -> MaskPa
     canvas = np.zeros((bottom - top, right - left), np.uint8)
     cv2.fillPoly(canvas, [(s - (left, top)).astype(np.int32).reshape(-1, 1, 2) for s in shapes], 1)
     return MaskPatch(left, top, canvas.astype(np.bool_))
+
+
+def _pixel_polygon(polygon: Sequence[Sequence[float]]) -> IntArray:
+    """``polygon``'s vertices as pixel indices ``(P, 2)``. Vertices at pixel centres map to their
+    pixel; a polygon with other vertices (the encoder widens a line or a dot into the rectangle of
+    its pixels' edges) becomes the rectangle of the pixels whose centres it covers."""
+    points = np.asarray(polygon, np.float64)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0 or not np.isfinite(points).all():
+        raise ValueError(f"a polygon must be a list of [x, y] points, got shape {points.shape}")
+    shifted = points - 0.5
+    if np.allclose(shifted, np.round(shifted), atol=1e-3):
+        return np.round(shifted).astype(np.int32)
+    (x0, y0), (x1, y1) = np.ceil(shifted.min(axis=0)), np.floor(shifted.max(axis=0))
+    x1, y1 = max(x0, x1), max(y0, y1)
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.int32)
 
 
 def patch_from_rle(encoded: Mapping[str, Any]) -> MaskPatch:
