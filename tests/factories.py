@@ -26,6 +26,7 @@ import cv2
 import flatbuffers
 import numpy as np
 import onnx
+import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 from visionserve.types import BGRImage, FloatArray
@@ -326,3 +327,81 @@ def movenet_model(path: Path, keypoints: FloatArray, size: int = 192) -> Path:
     """A MoveNet single-pose model: output ``[1, 1, K, 3]`` = ``keypoints`` rows ``(y, x, score)``
     normalised to the input, input ``[1, size, size, 3]`` (NHWC, as MoveNet's)."""
     return constant_onnx(path, keypoints, input_shape=(1, size, size, 3), input_name="input", output_name="output_0")
+
+
+# -- tiny models of each task, as model-repository folders (used by the native API tests) -------------
+#
+# Each writes ``<repository>/<name>/{net.onnx, model.yaml}``: constant outputs (whatever the image) on a
+# 64x64 stretched input, so on a 128x128 image every coordinate below doubles. Outputs are hand-made
+# so that tests can state the exact answer.
+
+#: The segment model's two instances, in 64x64 input pixels: box, class, score, mask coefficient.
+#: Its one prototype is +10 over cells 3..6 (input pixels 12..28) and -10 elsewhere, so instance 0
+#: (coefficient +1) has the square 12..28 as mask and instance 1 (coefficient -1) its whole box.
+SEG_INSTANCES = (((8.0, 8.0, 40.0, 40.0), 0, 0.9, 1.0), ((36.0, 36.0, 60.0, 60.0), 1, 0.6, -1.0))
+SEG_LABELS = ("dent", "scratch")
+#: The pose model's one person: box in input pixels, score, and 3 named keypoints (x, y, score).
+POSE_BOX, POSE_SCORE = (12.0, 8.0, 52.0, 56.0), 0.9
+POSE_KEYPOINTS = {"head": (32.0, 12.0, 0.9), "left_hand": (16.0, 32.0, 0.8), "right_hand": (48.0, 32.0, 0.7)}
+#: The classifier's scores per label.
+CLASS_SCORES = {"cat": 0.1, "dog": 0.6, "bird": 0.05, "fish": 0.25}
+
+
+def _write_spec(folder: Path, spec: Mapping[str, object]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.yaml").write_text(yaml.safe_dump(dict(spec), sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def _tiny_spec(name: str, task: str, layout: str, labels: Sequence[str], **extra: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "task": task,
+        "backend": "onnxruntime",
+        "files": {"model": "net.onnx"},
+        "input": {"width": 64, "height": 64, "resize": "stretch", "scale": 1 / 255},
+        "decoder": {"layout": layout},
+        "labels": list(labels),
+        "instances": 1,
+        **extra,
+    }
+
+
+def seg_model_folder(repository: Path, name: str = "tiny-seg") -> Path:
+    """A YOLOv8-seg model of :data:`SEG_INSTANCES` (labels :data:`SEG_LABELS`); returns its folder."""
+    folder = repository / name
+    folder.mkdir(parents=True, exist_ok=True)
+    table = np.zeros((1, 4 + len(SEG_LABELS) + 1, 8), np.float32)
+    for column, ((x1, y1, x2, y2), class_id, score, coefficient) in enumerate(SEG_INSTANCES):
+        table[0, :4, column] = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+        table[0, 4 + class_id, column] = score
+        table[0, -1, column] = coefficient
+    prototypes = np.full((1, 1, 16, 16), -10.0, np.float32)
+    prototypes[0, 0, 3:7, 3:7] = 10.0
+    constant_onnx(folder / "net.onnx", table, input_shape=("batch", 3, 64, 64), extra_outputs={"output1": prototypes})
+    return _write_spec(folder, _tiny_spec(name, "segment", "yolov8_seg", SEG_LABELS, thresholds={"conf": 0.25}))
+
+
+def pose_model_folder(repository: Path, name: str = "tiny-pose") -> Path:
+    """A YOLOv8-pose model of one person (:data:`POSE_BOX`, :data:`POSE_KEYPOINTS`, named in its
+    ``model.yaml`` with a skeleton from the head to each hand); returns its folder."""
+    folder = repository / name
+    folder.mkdir(parents=True, exist_ok=True)
+    table = np.zeros((1, 5 + 3 * len(POSE_KEYPOINTS), 8), np.float32)
+    x1, y1, x2, y2 = POSE_BOX
+    table[0, :5, 0] = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, POSE_SCORE)
+    table[0, 5:, 0] = np.array(list(POSE_KEYPOINTS.values()), np.float32).reshape(-1)
+    constant_onnx(folder / "net.onnx", table, input_shape=("batch", 3, 64, 64))
+    keypoints = {"names": list(POSE_KEYPOINTS), "skeleton": [[0, 1], [0, 2]]}
+    return _write_spec(folder, _tiny_spec(name, "pose", "yolov8_pose", ["person"], keypoints=keypoints))
+
+
+def classifier_model_folder(repository: Path, name: str = "tiny-cls", top_k: int = 3) -> Path:
+    """A classifier whose probabilities are :data:`CLASS_SCORES` (layout ``classify``, no activation),
+    listing ``top_k`` classes by default; returns its folder."""
+    folder = repository / name
+    folder.mkdir(parents=True, exist_ok=True)
+    scores = np.array([list(CLASS_SCORES.values())], np.float32)
+    constant_onnx(folder / "net.onnx", scores, input_shape=("batch", 3, 64, 64))
+    spec = _tiny_spec(name, "classify", "classify", list(CLASS_SCORES), thresholds={"conf": 0.0, "top_k": top_k})
+    return _write_spec(folder, spec)

@@ -41,6 +41,7 @@ from visionserve.errors import (
     StorageError,
     UnsupportedMediaTypeError,
     VisionServeError,
+    WrongTaskError,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     ImageTooLargeError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large"),
     UnsupportedMediaTypeError: (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     RequestTimeoutError: (HTTPStatus.REQUEST_TIMEOUT, "request_timeout"),
+    WrongTaskError: (HTTPStatus.UNPROCESSABLE_ENTITY, "wrong_task"),
     InvalidParameterError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_parameter"),
     InputError: (HTTPStatus.BAD_REQUEST, "bad_input"),
     AuthenticationError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),

@@ -18,9 +18,10 @@ from visionserve.cli.remote import RemoteOptions, run_remote
 from visionserve.client import Client
 from visionserve.core.images import load_image
 from visionserve.core.prediction import boxes_of
-from visionserve.errors import VisionServeError
+from visionserve.errors import VisionServeError, WrongTaskError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
+from visionserve.models.spec import Task
 from visionserve.pipeline import PredictOptions, Predictor, resolve_classes
 from visionserve.render.annotators import crops, default_annotators, render
 from visionserve.render.json import detections_to_json
@@ -69,7 +70,8 @@ def output_stems(files: list[Path]) -> dict[Path, str]:
     return {p: name if by_name[name] == 1 else f"{i:04d}_{name}" for i, (p, name) in enumerate(named.items())}
 
 
-def _write(path: Path, image: Any) -> None:
+def write_image(path: Path, image: Any) -> None:
+    """Write ``image`` to ``path`` (format from the suffix); a click error when it cannot."""
     if not cv2.imwrite(str(path), image):
         raise click.ClickException(f"cannot write {path}")
 
@@ -77,12 +79,12 @@ def _write(path: Path, image: Any) -> None:
 def _save(out: Path, stem: str, labels: Labels, image_and_found: Any, with_crops: bool) -> None:
     image, found = image_and_found
     out.mkdir(parents=True, exist_ok=True)
-    _write(out / f"{stem}.jpg", render(image, found, default_annotators(labels)))
+    write_image(out / f"{stem}.jpg", render(image, found, default_annotators(labels)))
     if with_crops:
         ordered = found.sorted_by_confidence()
         for index, (crop, class_id) in enumerate(zip(crops(image, ordered), ordered.class_id, strict=True)):
             label = labels.name(int(class_id)).replace(" ", "_")
-            _write(out / f"{stem}_{index:03d}_{label}.jpg", crop)
+            write_image(out / f"{stem}_{index:03d}_{label}.jpg", crop)
 
 
 def _print_table(result: dict[str, Any]) -> None:
@@ -138,6 +140,8 @@ def detect(
         )
         return
     spec = open_repository(models_dir).resolve(model_name)
+    if spec.task is Task.CLASSIFY:
+        raise WrongTaskError(f"model {spec.name!r} classifies images and gives no boxes: use `visionserve predict`")
     model = load_model(spec)
     class_ids = resolve_classes(classes.split(","), model.labels) if classes else None
     options = PredictOptions(conf=conf, iou=iou, classes=class_ids, max_det=max_det)

@@ -10,6 +10,7 @@ from visionserve import __version__
 from visionserve.cli.detect import detect
 from visionserve.cli.jobs import jobs
 from visionserve.cli.models import models
+from visionserve.cli.predict import predict
 from visionserve.cli.serve import serve
 from visionserve.cli.worker import db, worker
 
@@ -25,6 +26,7 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(detect)
+main.add_command(predict)
 main.add_command(models)
 main.add_command(serve)
 main.add_command(worker)

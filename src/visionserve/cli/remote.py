@@ -10,7 +10,7 @@ from typing import Any
 from visionserve.client import Client, DetectionResult
 from visionserve.core.detections import Detections
 from visionserve.core.images import load_image
-from visionserve.errors import AuthenticationError, RemoteError, VisionServeError
+from visionserve.errors import AuthenticationError, RemoteError, VisionServeError, WrongTaskError
 from visionserve.models.labels import Labels
 from visionserve.render.json import detections_to_json
 from visionserve.types import BGRImage
@@ -37,7 +37,7 @@ def run_remote(
 ) -> Iterator[tuple[Path, dict[str, Any], tuple[BGRImage, Detections, Labels] | None, DetectionResult | None]]:
     """For each path: its JSON result (as the offline command prints it), and with ``keep_images``
     the image, detections and labels to draw. An image the server rejects becomes an ``error``
-    entry; an unreachable server or a refused key stops the run (the error is raised)."""
+    entry; an unreachable server, a refused key or a classifier stops the run (the error is raised)."""
     for path in paths:
         try:
             result = client.detect(
@@ -48,7 +48,7 @@ def run_remote(
                 classes=options.classes,
                 max_det=options.max_det,
             )
-        except (RemoteError, AuthenticationError):
+        except (RemoteError, AuthenticationError, WrongTaskError):
             raise
         except VisionServeError as exc:
             yield path, {"image": str(path), "error": str(exc)}, None, None

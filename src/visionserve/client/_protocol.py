@@ -38,6 +38,7 @@ from visionserve.errors import (
     StorageError,
     UnsupportedMediaTypeError,
     VisionServeError,
+    WrongTaskError,
 )
 from visionserve.types import BGRImage
 
@@ -185,6 +186,7 @@ CODE_ERRORS: dict[str, type[VisionServeError]] = {
     "undecodable_image": ImageDecodeError,
     "too_large": ImageTooLargeError,
     "unsupported_media_type": UnsupportedMediaTypeError,
+    "wrong_task": WrongTaskError,
     "invalid_parameter": InvalidParameterError,
     "request_timeout": RequestTimeoutError,
     "bad_input": InputError,

@@ -8,6 +8,7 @@ from types import TracebackType
 
 import httpx
 
+from visionserve.client._predictions import MaskFormat, PredictionResult, parse_predictions
 from visionserve.client._protocol import (
     DetectionResult,
     ImageSource,
@@ -18,7 +19,7 @@ from visionserve.client._protocol import (
     parse_results,
     response_json,
 )
-from visionserve.client._shell import default_headers, detect_request
+from visionserve.client._shell import PredictArgs, default_headers, detect_request, predict_request
 
 
 class Client:
@@ -91,6 +92,46 @@ class Client:
         """One :class:`DetectionResult` per image, in order, from a single request."""
         request = detect_request(self._http, images, model, conf, iou, classes, max_det)
         return parse_results(self._call(request), model, len(images))
+
+    def predict(
+        self,
+        image: ImageSource,
+        model: str | None = None,
+        *,
+        conf: float | None = None,
+        iou: float | None = None,
+        classes: Sequence[str] | None = None,
+        max_det: int | None = None,
+        top_k: int | None = None,
+        mask_format: MaskFormat | str = MaskFormat.POLYGON,
+    ) -> PredictionResult:
+        """Predict with ``model`` (the server's default when None) on one image (a path, encoded
+        bytes, or a BGR array), whatever the model's task: boxes with masks and keypoints, or
+        classes (:class:`PredictionResult`). ``mask_format`` says how masks travel (``polygon``,
+        ``rle``, or ``none`` to skip them); ``top_k`` limits a classifier's classes; thresholds
+        default to the model's."""
+        args = PredictArgs(conf, iou, classes, max_det, top_k, mask_format)
+        (result,) = self._predict([image], model, args)
+        return result
+
+    def predict_many(
+        self,
+        images: Sequence[ImageSource],
+        model: str | None = None,
+        *,
+        conf: float | None = None,
+        iou: float | None = None,
+        classes: Sequence[str] | None = None,
+        max_det: int | None = None,
+        top_k: int | None = None,
+        mask_format: MaskFormat | str = MaskFormat.POLYGON,
+    ) -> list[PredictionResult]:
+        """One :class:`PredictionResult` per image, in order, from a single request."""
+        return self._predict(images, model, PredictArgs(conf, iou, classes, max_det, top_k, mask_format))
+
+    def _predict(self, images: Sequence[ImageSource], model: str | None, args: PredictArgs) -> list[PredictionResult]:
+        request = predict_request(self._http, images, model, args)
+        return parse_predictions(self._call(request), model, len(images))
 
     def models(self) -> list[ModelInfo]:
         """The models the server offers."""

@@ -1,13 +1,17 @@
-"""``POST /v1/detect`` and ``POST /v1/models/{name}/detect``: the native detection API.
+"""The native API: ``POST /v1/predict`` and ``/v1/models/{name}/predict`` for any task, and
+``POST /v1/detect`` and ``/v1/models/{name}/detect`` for box tasks (detect, segment, pose).
 
 Images come as multipart file fields ``image`` (several fields: one result each, in order) or as a
 raw body with an image content type. Options (``conf``, ``iou``, ``classes``, ``max_det``,
-``format``) come from the query string or form fields. The answer is JSON (see
-:mod:`visionserve.api.wire.native`) or, with ``format=image`` or ``Accept: image/jpeg``, the
-annotated JPEG of a single image.
+``top_k``, ``mask_format``, ``render``, ``format``) come from the query string or form fields. The
+answer is JSON (see :mod:`visionserve.api.wire.native`) or, with ``format=image`` or
+``Accept: image/jpeg``, the annotated JPEG of a single image. A classifier on a detect route is
+refused (422) before the body is read.
 """
 
 from __future__ import annotations
+
+import functools
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -16,47 +20,56 @@ from starlette.concurrency import run_in_threadpool
 from visionserve.api.deps import ServiceDep, read_images
 from visionserve.api.metrics import tag_model
 from visionserve.api.wire import native
-from visionserve.errors import InvalidParameterError
 from visionserve.serving.service import DetectionService
 
-router = APIRouter(tags=["detect"])
+router = APIRouter(tags=["predict"])
 
 _DOC_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
-        "model": native.DetectResponse,
+        "model": native.PredictResponse,
         "content": {native.JPEG_MEDIA_TYPE: {}},
-        "description": "Detections as JSON, or the annotated JPEG with format=image",
+        "description": "The prediction as JSON, or the annotated JPEG with format=image",
     }
 }
 
 
-async def detect(request: Request, service: DetectionService, model: str | None) -> Response:
-    """Parse, detect, render; shared by both routes."""
+async def predict(request: Request, service: DetectionService, model: str | None, boxes_only: bool) -> Response:
+    """Parse, predict, render; shared by the four routes (``boxes_only``: the detect routes)."""
     name = service.resolve_name(model)
     tag_model(request, name)
-    query: dict[str, list[str]] = {}
-    for key, value in request.query_params.multi_items():
-        query.setdefault(key, []).append(value)
+    spec = service.spec(name)
+    if boxes_only:
+        native.check_gives_boxes(spec)
+    query = native.query_values(request.query_params.multi_items())
     native.parse_params(query, {})  # bad query options fail before the upload is read
     upload = await read_images(request, native.IMAGE_FIELD)
     params = native.parse_params(query, upload.fields)
     labels = service.labels(name)
-    options = native.predict_options(params, labels)
-    as_image = native.wants_image(params, request.headers.get("accept"))
-    if as_image and len(upload.images) != 1:
-        raise InvalidParameterError("format=image answers for exactly one image")
-    results = await service.detect(name, upload.images, options, full_size=as_image)
+    as_image = native.wants_image(params, request.headers.get("accept"), len(upload.images))
+    results = await service.detect(name, upload.images, native.predict_options(params, labels), full_size=as_image)
     if as_image:
-        jpeg = await run_in_threadpool(native.render_annotated, results[0], labels)
+        jpeg = await run_in_threadpool(native.render_annotated, results[0], labels, params.render)
         return Response(jpeg, media_type=native.JPEG_MEDIA_TYPE)
-    return JSONResponse(native.render_detections(results, labels))
+    render_json = functools.partial(native.render_predictions, results, labels, spec.task, params.mask_format)
+    heavy = native.encodes_masks(results, params)
+    return JSONResponse(await run_in_threadpool(render_json) if heavy else render_json())
+
+
+@router.post("/v1/predict", responses=_DOC_RESPONSES, summary="Predict with the default model (any task)")
+async def predict_default(request: Request, service: ServiceDep) -> Response:
+    return await predict(request, service, None, boxes_only=False)
+
+
+@router.post("/v1/models/{name}/predict", responses=_DOC_RESPONSES, summary="Predict with a model (any task)")
+async def predict_with(name: str, request: Request, service: ServiceDep) -> Response:
+    return await predict(request, service, name, boxes_only=False)
 
 
 @router.post("/v1/detect", responses=_DOC_RESPONSES, summary="Detect objects with the default model")
 async def detect_default(request: Request, service: ServiceDep) -> Response:
-    return await detect(request, service, None)
+    return await predict(request, service, None, boxes_only=True)
 
 
 @router.post("/v1/models/{name}/detect", responses=_DOC_RESPONSES, summary="Detect objects with a model")
 async def detect_with(name: str, request: Request, service: ServiceDep) -> Response:
-    return await detect(request, service, name)
+    return await predict(request, service, name, boxes_only=True)

@@ -1,21 +1,16 @@
-"""The native API's wire format: request options in, detections and model documents out.
+"""The native API's wire format: request options in, predictions and model documents out.
 
-``POST /v1/detect`` answers, for one image::
-
-    {"model": "ssd-mobilenet-v2-coco", "version": "2018_03_29", "width": 512, "height": 512,
-     "detections": [{"label": "person", "class_id": 1, "score": 0.93,
-                     "box": {"x1": 12.5, "y1": 30.1, "x2": 260.0, "y2": 510.2}}],
-     "timings": {"queue": 0.1, "decode": 2.3, "preprocess": 0.6, "inference": 36.0,
-                 "postprocess": 0.3, "total": 40.1}}
-
-and for several images ``{"model", "version", "results": [{"width", "height", "detections",
-"timings"}, ...]}``. Boxes are in pixels of the original image; timings in milliseconds.
-Pure functions and pydantic schemas only.
+``POST /v1/predict`` (any task) and ``POST /v1/detect`` (box tasks) answer the documents that
+:mod:`visionserve.api.wire.predictions` describes: for one image ``{"model", "version", "task",
+"width", "height", "detections" | "classes", "timings"}``, for several ``{"model", "version",
+"task", "results": [...]}``. Boxes, polygons and keypoints are in pixels of the original image;
+timings in milliseconds. Pure functions and pydantic schemas only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
@@ -24,13 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from visionserve.api.wire import tfserving
 from visionserve.api.wire.common import RequestOptions, describe_validation_error, split_classes
-from visionserve.errors import InferenceError, InvalidParameterError
+from visionserve.api.wire.predictions import DetectResponse, PredictResponse
+from visionserve.core.detections import Detections
+from visionserve.errors import InferenceError, InvalidParameterError, WrongTaskError
+from visionserve.models.keypoints import keypoint_spec
 from visionserve.models.labels import Labels
+from visionserve.models.spec import ModelSpec, Task
 from visionserve.pipeline import PredictOptions
-from visionserve.render.annotators import default_annotators, render
-from visionserve.render.json import detections_to_json
+from visionserve.render.annotators import RenderMode, annotators_for, render
+from visionserve.render.json import prediction_to_json
+from visionserve.render.mask_encoding import MaskFormat
 from visionserve.serving.manager import ModelStatus
 from visionserve.serving.service import ImageResult
+
+__all__ = ["DetectResponse", "PredictResponse"]
 
 #: Multipart field that carries the image(s).
 IMAGE_FIELD = "image"
@@ -43,8 +45,8 @@ class ResponseFormat(StrEnum):
     IMAGE = "image"
 
 
-class DetectParams(BaseModel):
-    """Options of a detect request, from the query string or form fields (form fields win)."""
+class PredictParams(BaseModel):
+    """Options of a predict or detect request, from the query string or form fields (form fields win)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,52 +54,25 @@ class DetectParams(BaseModel):
     iou: float | None = Field(None, ge=0, le=1, description="NMS IoU threshold (default: the model's).")
     classes: str | None = Field(None, description="Only these classes: comma-separated names or ids.")
     max_det: int | None = Field(None, ge=1, le=10000, description="At most this many detections per image.")
+    top_k: int | None = Field(None, ge=1, le=10000, description="Classifiers: at most this many classes.")
+    mask_format: MaskFormat = Field(MaskFormat.POLYGON, description="Masks as 'polygon', 'rle' (COCO) or 'none'.")
+    render: RenderMode = Field(RenderMode.BOXES_MASKS, description="What format=image draws.")
     format: ResponseFormat | None = Field(None, description="'json' (default) or 'image' (annotated JPEG).")
 
 
-class Box(BaseModel):
-    x1: float
-    y1: float
-    x2: float
-    y2: float
+#: The name this schema had when only boxes were answered.
+DetectParams = PredictParams
 
 
-class Detection(BaseModel):
-    label: str
-    class_id: int
-    score: float
-    box: Box
+def query_values(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """``name -> values`` of a query string's ``(name, value)`` pairs, in order."""
+    query: dict[str, list[str]] = {}
+    for key, value in items:
+        query.setdefault(key, []).append(value)
+    return query
 
 
-class TimingsOut(BaseModel):
-    queue: float
-    decode: float
-    preprocess: float
-    inference: float
-    postprocess: float
-    total: float
-
-
-class ImageDetections(BaseModel):
-    width: int
-    height: int
-    detections: list[Detection]
-    timings: TimingsOut
-
-
-class DetectResponse(BaseModel):
-    """The answer for one image (``width`` ... ``timings`` set) or several (``results`` set)."""
-
-    model: str
-    version: str
-    width: int | None = None
-    height: int | None = None
-    detections: list[Detection] | None = None
-    timings: TimingsOut | None = None
-    results: list[ImageDetections] | None = None
-
-
-def parse_params(query: Mapping[str, Sequence[str]], form: Mapping[str, Sequence[str]]) -> DetectParams:
+def parse_params(query: Mapping[str, Sequence[str]], form: Mapping[str, Sequence[str]]) -> PredictParams:
     """Validate the options of ``query`` then ``form`` (each name -> its values); a repeated
     ``classes`` is joined, other repeated names take the last value. Raises
     :class:`InvalidParameterError` naming the field."""
@@ -111,52 +86,87 @@ def parse_params(query: Mapping[str, Sequence[str]], form: Mapping[str, Sequence
             else:
                 merged[name] = values[-1]
     try:
-        return DetectParams.model_validate({k: (v if v.strip() else None) for k, v in merged.items()})
+        # An empty value keeps the default; an unknown name is still refused.
+        given = {k: v for k, v in merged.items() if v.strip() or k not in PredictParams.model_fields}
+        return PredictParams.model_validate(given)
     except ValidationError as exc:
         raise InvalidParameterError(describe_validation_error(exc)) from None
 
 
-def predict_options(params: DetectParams, labels: Labels) -> PredictOptions:
+def check_gives_boxes(spec: ModelSpec) -> None:
+    """Raise :class:`WrongTaskError` when ``spec`` classifies (a box route cannot answer it); the
+    routes call this before reading the body."""
+    if spec.task is Task.CLASSIFY:
+        raise WrongTaskError(
+            f"model {spec.name!r} classifies images and gives no boxes: use /v1/models/{spec.name}/predict"
+        )
+
+
+def predict_options(params: PredictParams, labels: Labels) -> PredictOptions:
     """The predictor options of ``params`` for a model with ``labels`` (class names become ids)."""
     request = RequestOptions(params.conf, params.iou, params.max_det, split_classes(params.classes))
-    return request.to_predict_options(labels)
+    return replace(request.to_predict_options(labels), top_k=params.top_k)
 
 
-def wants_image(params: DetectParams, accept: str | None) -> bool:
+def wants_image(params: PredictParams, accept: str | None, count: int = 1) -> bool:
     """An annotated JPEG when ``format=image``, or when no format is given and ``Accept`` names
-    ``image/jpeg`` (or ``image/*``) without naming JSON."""
+    ``image/jpeg`` (or ``image/*``) without naming JSON. Raises :class:`InvalidParameterError` when
+    an image is wanted for ``count`` != 1 images."""
     if params.format is not None:
-        return params.format is ResponseFormat.IMAGE
-    media = {part.split(";", 1)[0].strip().lower() for part in (accept or "").split(",")}
-    return bool(media & {JPEG_MEDIA_TYPE, "image/*"}) and "application/json" not in media
+        as_image = params.format is ResponseFormat.IMAGE
+    else:
+        media = {part.split(";", 1)[0].strip().lower() for part in (accept or "").split(",")}
+        as_image = bool(media & {JPEG_MEDIA_TYPE, "image/*"}) and "application/json" not in media
+    if as_image and count != 1:
+        raise InvalidParameterError("format=image answers for exactly one image")
+    return as_image
 
 
-def _image_json(result: ImageResult, labels: Labels) -> dict[str, Any]:
+def encodes_masks(results: Sequence[ImageResult], params: PredictParams) -> bool:
+    """Whether rendering ``results`` rasterises masks (CPU work worth moving off the event loop)."""
+    if params.mask_format is MaskFormat.NONE:
+        return False
+    return any(isinstance(r.prediction, Detections) and r.prediction.masks is not None for r in results)
+
+
+def _image_json(result: ImageResult, labels: Labels, mask_format: MaskFormat) -> dict[str, Any]:
+    size = (result.width, result.height)
     return {
         "width": result.width,
         "height": result.height,
-        "detections": detections_to_json(result.detections, labels),
+        **prediction_to_json(result.prediction, labels, size, mask_format),
         "timings": result.timings.as_dict(),
     }
 
 
-def render_detections(results: Sequence[ImageResult], labels: Labels) -> dict[str, Any]:
-    """The JSON answer (see the module docstring); ``results`` is not empty and of one model."""
+def render_predictions(
+    results: Sequence[ImageResult], labels: Labels, task: Task, mask_format: MaskFormat = MaskFormat.POLYGON
+) -> dict[str, Any]:
+    """The JSON answer (see the module docstring); ``results`` is not empty and of one model whose
+    task is ``task``. Encoding masks is blocking work: call it off the event loop when there are any."""
     first = results[0]
-    head = {"model": first.model, "version": first.version}
+    head = {"model": first.model, "version": first.version, "task": task.value}
     if len(results) == 1:
-        return {**head, **_image_json(first, labels)}
-    return {**head, "results": [_image_json(result, labels) for result in results]}
+        return {**head, **_image_json(first, labels, mask_format)}
+    return {**head, "results": [_image_json(result, labels, mask_format) for result in results]}
 
 
-def render_annotated(result: ImageResult, labels: Labels) -> bytes:
-    """A JPEG of ``result.image`` with boxes and labels drawn. ``result`` must come from a
-    full-size decode (boxes are in source pixels). Blocking: call it off the event loop."""
-    canvas = render(result.image, result.detections, default_annotators(labels))
+def render_annotated(result: ImageResult, labels: Labels, mode: RenderMode = RenderMode.BOXES_MASKS) -> bytes:
+    """A JPEG of ``result.image`` drawn as ``mode`` says (boxes, masks, keypoint skeletons, class
+    banners). ``result`` must come from a full-size decode (the prediction is in source pixels).
+    Blocking: call it off the event loop."""
+    canvas = render(result.image, result.prediction, annotators_for(labels, mode))
     ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
     if not ok:
         raise InferenceError("cannot encode the annotated image as JPEG")
     return bytes(encoded.tobytes())
+
+
+def _keypoints_document(spec: ModelSpec) -> dict[str, Any] | None:
+    points = keypoint_spec(spec)
+    if points is None:
+        return None
+    return {"names": list(points.names), "skeleton": [list(pair) for pair in points.skeleton]}
 
 
 def model_document(status: ModelStatus) -> dict[str, Any]:
@@ -174,6 +184,7 @@ def model_document(status: ModelStatus) -> dict[str, Any]:
         "labels": {str(k): v for k, v in sorted(labels.as_dict().items())} if labels else {},
         "input": None,
         "thresholds": spec.thresholds.model_dump() if spec else None,
+        "keypoints": _keypoints_document(spec) if spec else None,
         "instances": status.instances,
         "batching": spec.batching.model_dump() if spec else None,
         "queue_depth": status.queue_depth,
@@ -207,6 +218,7 @@ class ModelDocument(BaseModel):
     labels: dict[str, str]
     input: dict[str, Any] | None
     thresholds: dict[str, Any] | None
+    keypoints: dict[str, Any] | None = Field(None, description="Pose models: keypoint names and skeleton pairs")
     instances: int
     batching: dict[str, Any] | None
     queue_depth: int
