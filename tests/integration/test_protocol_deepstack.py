@@ -13,6 +13,7 @@ from tests.integration.protocol_servers import (
     API_KEY,
     CRASHY_MODEL,
     DEFAULT_MODEL,
+    TASK_MODELS,
     YOLO_BOXES,
     YOLO_MODEL,
     protocol_server,
@@ -84,7 +85,7 @@ def test_custom_model_gives_the_test_built_yolo_boxes(server: ServerProcess) -> 
 
 def test_custom_list_names_every_model(server: ServerProcess) -> None:
     body = httpx.post(f"{server.url}/v1/vision/custom/list", timeout=10).json()
-    assert body["success"] is True and set(body["models"]) == {DEFAULT_MODEL, YOLO_MODEL, CRASHY_MODEL}
+    assert body["success"] is True and set(body["models"]) == {DEFAULT_MODEL, YOLO_MODEL, CRASHY_MODEL, *TASK_MODELS}
 
 
 @pytest.mark.parametrize(

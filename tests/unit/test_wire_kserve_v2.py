@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
+from visionserve.api.wire.kserve_outputs import ImagePrediction, OutputName, all_outputs, output_tensors
 from visionserve.api.wire.kserve_tensors import (
     Datatype,
     deserialize_bytes,
@@ -21,7 +22,6 @@ from visionserve.api.wire.kserve_tensors import (
     tensor_to_binary,
     tensor_to_json,
 )
-from visionserve.api.wire.kserve_outputs import ImagePrediction, OutputName, all_outputs, output_tensors
 from visionserve.api.wire.kserve_v2 import (
     InferenceRequest,
     decode_body,
@@ -348,7 +348,7 @@ def test_unknown_or_classification_outputs_of_box_models_are_rejected() -> None:
     with pytest.raises(InvalidParameterError, match="unexpected inference output 'keypoints'"):
         render(infer_request(outputs=[{"name": "keypoints"}]), [two_detections()])
     request = infer_request(outputs=[{"name": "scores", "parameters": {"classification": 3}}])
-    with pytest.raises(InvalidParameterError, match="classification extension applies to .* classify models"):
+    with pytest.raises(InvalidParameterError, match=r"classification extension applies to .* classify models"):
         render(request, [two_detections()])
 
 
