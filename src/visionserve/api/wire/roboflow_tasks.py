@@ -109,7 +109,10 @@ class ClassificationResponse(_CvResponse):
     confidence: float = 0.0
 
 
-def _head(size: tuple[int, int], seconds: float, visualization: bytes | None, new_id: Callable[[], str]) -> Any:
+def _head(
+    size: tuple[int, int], seconds: float, visualization: bytes | None, new_id: Callable[[], str]
+) -> dict[str, Any]:
+    """The fields every answer shares (the inference id is drawn after the predictions' ids)."""
     return {
         "inference_id": new_id(),
         "time": round(seconds, 6),
