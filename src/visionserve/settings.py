@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     url_image_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
     )
+    scene_model: str | None = Field(
+        None, description="The classify model of DeepStack's /v1/vision/scene (default: the first one by name)."
+    )
 
     @field_validator("jobs_url_hosts", "url_image_hosts", "webhook_hosts", "outbound_allow_networks", mode="before")
     @classmethod
