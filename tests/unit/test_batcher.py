@@ -350,3 +350,73 @@ def test_real_clock_partial_batch() -> None:
         return recorder.batches
 
     assert run(scenario) == [[1, 2]]
+
+
+class DyingClock(FakeClock):
+    """A clock whose ``now`` raises when the dispatcher task asks while ``broken``: a bug outside
+    the batch function, in the dispatcher itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+
+    def now(self) -> float:
+        task = asyncio.current_task()
+        if self.broken and task is not None and task.get_name().startswith("batcher-"):
+            raise RuntimeError("a bug in the dispatcher")
+        return super().now()
+
+
+def test_a_dead_dispatcher_fails_queued_and_new_callers_instead_of_hanging(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        recorder, clock = Recorder(), DyingClock()
+        failures: list[ModelNotReadyError] = []
+        batcher: Batcher[int, int] = Batcher(
+            BatchPolicy(4, 0.010, 16), recorder, clock=clock, name="model 'm'", on_failure=failures.append
+        )
+        batcher.start()
+        running = await occupy(batcher, recorder, item=1)
+        queued = batcher.submit(2)  # not immediate: once the slot is free, the dispatcher reads the clock
+        clock.broken = True
+        with caplog.at_level(logging.ERROR):
+            await release(recorder)
+        assert await running == 10  # the batch that was running answers
+        with pytest.raises(ModelNotReadyError, match="dispatcher died.*a bug in the dispatcher"):
+            await asyncio.wait_for(queued, 1.0)
+        with pytest.raises(ModelNotReadyError, match="dispatcher died"):
+            batcher.submit(3)
+        assert len(failures) == 1 and batcher.failure is failures[0]
+        assert any(r.exc_info and "dispatcher died" in r.getMessage() for r in caplog.records)
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_cancelled_dispatcher_fails_its_callers_too() -> None:
+    async def scenario() -> None:
+        recorder, clock = Recorder(), FakeClock()
+        batcher = make(recorder, clock)
+        running = await occupy(batcher, recorder, item=1)
+        queued = batcher.submit(2)
+        assert batcher._task is not None
+        batcher._task.cancel()
+        await settle()
+        with pytest.raises(ModelNotReadyError, match="it was cancelled"):
+            await asyncio.wait_for(queued, 1.0)
+        await release(recorder)
+        assert await running == 10
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_closed_batcher_is_not_a_failure() -> None:
+    async def scenario() -> None:
+        failures: list[ModelNotReadyError] = []
+        batcher: Batcher[int, int] = Batcher(BatchPolicy(), Recorder(), clock=FakeClock(), on_failure=failures.append)
+        batcher.start()
+        assert await batcher.submit(4) == 40
+        await batcher.close()
+        assert failures == [] and batcher.failure is None
+
+    run(scenario)

@@ -13,7 +13,12 @@ a free slot (``capacity`` batches may run at once: one per model instance), then
   fails them all with :class:`~visionserve.errors.InferenceError` (and an error log line);
 * a full queue refuses new items with :class:`~visionserve.errors.OverloadedError`;
 * :meth:`Batcher.close` stops accepting items, runs what is queued without further waiting, and
-  returns when every batch has finished.
+  returns when every batch has finished;
+* a dispatcher task that dies (a bug outside the batch function, or a cancellation other than
+  :meth:`close`) is logged with its traceback, fails every queued caller and every later submit with
+  :class:`~visionserve.errors.ModelNotReadyError` (HTTP 503), and calls ``on_failure`` so that the
+  owner can mark the model failed: callers never wait on a queue that nobody serves. Batches already
+  running still deliver their results.
 
 The batcher is used from one event loop; time comes from an injected :class:`Clock` so that tests
 can drive it without sleeping.
@@ -79,6 +84,8 @@ class Batcher(Generic[ItemT, ResultT]):
         clock: time source (default: :class:`MonotonicClock`).
         capacity: how many batches may run at once (>= 1).
         name: used in error messages and logs (e.g. the model's name).
+        on_failure: called once, on the event loop, with the :class:`ModelNotReadyError` that
+            queued and later callers get, when the dispatcher task dies (see the module docstring).
     """
 
     def __init__(
@@ -89,6 +96,7 @@ class Batcher(Generic[ItemT, ResultT]):
         clock: Clock | None = None,
         capacity: int = 1,
         name: str = "batcher",
+        on_failure: Callable[[ModelNotReadyError], None] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
@@ -104,6 +112,8 @@ class Batcher(Generic[ItemT, ResultT]):
         self._task: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
         self._mean_batch_s: float | None = None
+        self._on_failure = on_failure
+        self._failure: ModelNotReadyError | None = None
 
     @property
     def depth(self) -> int:
@@ -115,10 +125,33 @@ class Batcher(Generic[ItemT, ResultT]):
         """Batches running now."""
         return self._running
 
+    @property
+    def failure(self) -> ModelNotReadyError | None:
+        """Why the batcher stopped serving (its dispatcher died), or None while it is healthy."""
+        return self._failure
+
     def start(self) -> None:
         """Start the dispatcher task (call from the event loop that will use the batcher)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._dispatch(), name=f"batcher-{self.name}")
+            self._task.add_done_callback(self._dispatcher_ended)
+
+    def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
+        """Fail the queue (and report) unless the dispatcher returned because :meth:`close` asked."""
+        error = None if task.cancelled() else task.exception()
+        if error is None and not task.cancelled() and self._closing:
+            return
+        reason = "it was cancelled" if error is None else f"{type(error).__name__}: {error}"
+        message = f"{self.name} stopped serving requests: its batch dispatcher died ({reason})"
+        level = logging.WARNING if error is None else logging.ERROR  # a cancellation is no bug of ours
+        logger.log(level, "%s; failing %d queued request(s)", message, self.depth, exc_info=error)
+        self._failure = ModelNotReadyError(message)
+        while self._queue:
+            entry = self._queue.popleft()
+            if not entry.future.done():
+                entry.future.set_exception(ModelNotReadyError(message))
+        if self._on_failure is not None:
+            self._on_failure(self._failure)
 
     def submit(self, item: ItemT) -> asyncio.Future[ResultT]:
         """Queue one item; the future resolves to its result. See :meth:`submit_many`."""
@@ -142,10 +175,13 @@ class Batcher(Generic[ItemT, ResultT]):
         """Return when :meth:`submit_many` would take ``count`` items now, else raise: a cheap check
         before costly work (decoding images) that a refusal would waste.
 
-        Raises :class:`ModelNotReadyError` once :meth:`close` was called (or before :meth:`start`),
+        Raises :class:`ModelNotReadyError` once :meth:`close` was called (or before :meth:`start`, or
+        after the dispatcher died),
         :class:`OverloadedError` when the queue has no room for all of them, and
         :class:`InvalidParameterError` when they could never fit (more than ``queue_size``).
         """
+        if self._failure is not None:
+            raise ModelNotReadyError(str(self._failure))
         if self._closing or self._task is None:
             raise ModelNotReadyError(f"{self.name} is not accepting requests: it is stopping or stopped")
         if count > self.policy.queue_size:
@@ -169,7 +205,7 @@ class Batcher(Generic[ItemT, ResultT]):
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
-            await self._task
+            await asyncio.gather(self._task, return_exceptions=True)  # a dead dispatcher was reported
         if self._batches:
             await asyncio.gather(*self._batches, return_exceptions=True)
 

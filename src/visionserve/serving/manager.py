@@ -86,6 +86,7 @@ class ServedModel:
         governor: ThreadGovernor,
         observer: ServingObserver | None = None,
         clock: Clock | None = None,
+        on_failure: Callable[[ModelNotReadyError], None] | None = None,
     ) -> None:
         self.spec = spec
         self.labels = labels
@@ -98,7 +99,12 @@ class ServedModel:
             self._free.put_nowait(instance)
         policy = BatchPolicy.from_spec(spec.batching)
         self.batcher: Batcher[Job, JobResult | InputError] = Batcher(
-            policy, self._run_batch, clock=clock, capacity=len(instances), name=f"model {spec.name!r}"
+            policy,
+            self._run_batch,
+            clock=clock,
+            capacity=len(instances),
+            name=f"model {spec.name!r}",
+            on_failure=on_failure,
         )
         self.batcher.start()
 
@@ -178,6 +184,7 @@ class ModelManager:
         self._load = load
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
         for name in repository.names():
             self._entries[name] = self._entry(repository.specs[name])
         for name, error in repository.broken.items():
@@ -285,7 +292,21 @@ class ModelManager:
         except BaseException:
             await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
             raise
-        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock)
+        def failed(error: ModelNotReadyError) -> None:
+            self._dispatcher_died(spec.name, error)
+
+        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock, failed)
+
+    def _dispatcher_died(self, name: str, error: ModelNotReadyError) -> None:
+        """Mark ``name`` failed (``/v1/models`` and ``/readyz`` show why) and close its instances in
+        the background; ``load`` brings it back."""
+        entry = self._entries[name]
+        served, entry.served = entry.served, None
+        entry.state, entry.error = ModelState.FAILED, str(error)
+        if served is not None:
+            task = asyncio.get_running_loop().create_task(served.close(), name=f"close-{name}")
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
 
     async def unload(self, name: str) -> ModelStatus:
         """Stop taking requests for ``name``, finish the queued ones, close its instances."""
@@ -314,6 +335,8 @@ class ModelManager:
                     continue
 
     async def close(self) -> None:
-        """Unload every model."""
+        """Unload every model (and finish closing those whose dispatcher died)."""
         for name in self.names():
             await self.unload(name)
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
