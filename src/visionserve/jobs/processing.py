@@ -47,7 +47,7 @@ from visionserve.models.loading import load_model
 from visionserve.models.repository import ModelRepository
 from visionserve.pipeline import Predictor
 from visionserve.render.annotators import crops, default_annotators, render
-from visionserve.serving.instances import decode_for_model
+from visionserve.serving.instances import decode_for_model, decode_with_source
 from visionserve.types import BGRImage
 
 log = logging.getLogger(__name__)
@@ -193,15 +193,21 @@ class ItemProcessor:
         fetched = time.perf_counter()
         options = claim.options
         keep_pixels = options.crops or options.annotate
-        decoded = decode_for_model(data, self._config.max_pixels, None if keep_pixels else model.spec.input)
+        # The model sees the pixels it sees on every route; crops come from the full-size image.
+        max_pixels, target = self._config.max_pixels, model.spec.input
+        if keep_pixels:
+            decoded, source = decode_with_source(data, max_pixels, target)
+        else:
+            decoded = decode_for_model(data, max_pixels, target)
+            source = decoded.image
         decoded_at = time.perf_counter()
         (found,) = model.infer([decoded.image], options.predict_options()).detections
         inferred = time.perf_counter()
         found = found.sorted_by_confidence()
-        crop_count = self._write_artifacts(claim, decoded.image, found, model) if keep_pixels else 0
         sx, sy = decoded.scale
         if (sx, sy) != (1.0, 1.0):
             found = found.scaled(sx, sy)
+        crop_count = self._write_artifacts(claim, source, found, model) if keep_pixels else 0
         records = tuple(
             DetectionRecord(int(c), model.labels.name(int(c)), float(s), (float(x1), float(y1), float(x2), float(y2)))
             for (x1, y1, x2, y2), s, c in zip(found.xyxy, found.confidence, found.class_id, strict=True)

@@ -292,6 +292,7 @@ class ModelManager:
         except BaseException:
             await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
             raise
+
         def failed(error: ModelNotReadyError) -> None:
             self._dispatcher_died(spec.name, error)
 
