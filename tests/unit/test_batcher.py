@@ -381,7 +381,7 @@ def test_a_dead_dispatcher_fails_queued_and_new_callers_instead_of_hanging(caplo
         with caplog.at_level(logging.ERROR):
             await release(recorder)
         assert await running == 10  # the batch that was running answers
-        with pytest.raises(ModelNotReadyError, match="dispatcher died.*a bug in the dispatcher"):
+        with pytest.raises(ModelNotReadyError, match=r"dispatcher died.*a bug in the dispatcher"):
             await asyncio.wait_for(queued, 1.0)
         with pytest.raises(ModelNotReadyError, match="dispatcher died"):
             batcher.submit(3)

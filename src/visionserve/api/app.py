@@ -55,7 +55,7 @@ def create_app(
         app.state.service = running
         await running.start()
         try:
-            await start_jobs(app, settings, repository, jobs_service)
+            await start_jobs(app, settings, repository, jobs_service, running)
             logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
             yield
         finally:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -24,9 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from visionserve.api.limits import BodyLimitMiddleware
 from visionserve.errors import VisionServeError
 from visionserve.jobs.config import jobs_config
+from visionserve.jobs.detectors import ServedModels
 from visionserve.jobs.factory import build_service
 from visionserve.jobs.service import JobService, JobStats
 from visionserve.models.repository import ModelRepository
+from visionserve.serving.service import DetectionService
 from visionserve.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,11 +37,15 @@ logger = logging.getLogger(__name__)
 JOBS_PATH = "/v1/jobs"
 
 
-async def start_jobs(app: FastAPI, settings: Settings, repository: ModelRepository, given: JobService | None) -> None:
-    """Build (unless ``given``) and start the job service; resumes what a previous run left."""
+async def start_jobs(
+    app: FastAPI, settings: Settings, repository: ModelRepository, given: JobService | None, models: DetectionService
+) -> None:
+    """Build (unless ``given``) and start the job service; resumes what a previous run left. Its
+    embedded pool runs items on ``models``, the served models of the app (one inference path)."""
+    detector = ServedModels(models, asyncio.get_running_loop())
 
     def start() -> JobService:
-        service = given or build_service(jobs_config(settings), repository)
+        service = given or build_service(jobs_config(settings), repository, detector=detector)
         service.start()
         return service
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from visionserve.batching.batcher import Batcher, Clock
+from visionserve.batching.batcher import Batcher, Clock, Priority
 from visionserve.batching.policy import BatchPolicy
 from visionserve.errors import InputError, ModelLoadError, ModelNotFoundError, ModelNotReadyError, VisionServeError
 from visionserve.models.labels import Labels
@@ -113,10 +113,10 @@ class ServedModel:
         instance free, and no forward pass running in the process."""
         return not self.batcher.depth and self.batcher.in_flight < len(self.instances) and not self._governor.running
 
-    async def infer(self, jobs: Sequence[Job]) -> list[JobResult]:
-        """Queue ``jobs`` together and wait for their results (in order). Raises the
+    async def infer(self, jobs: Sequence[Job], priority: Priority = Priority.HIGH) -> list[JobResult]:
+        """Queue ``jobs`` together at ``priority`` and wait for their results (in order). Raises the
         :class:`InputError` of the first job whose bytes did not decode."""
-        futures = self.batcher.submit_many(jobs)
+        futures = self.batcher.submit_many(jobs, priority)
         try:
             results = [await futures[0]] if len(futures) == 1 else list(await asyncio.gather(*futures))
         except BaseException:

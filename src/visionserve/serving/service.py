@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from visionserve.batching.batcher import Clock
+from visionserve.batching.batcher import Clock, Priority
 from visionserve.core.detections import Detections
 from visionserve.core.images import DEFAULT_MAX_PIXELS, DecodedImage
 from visionserve.errors import InputError, InvalidParameterError, ShuttingDownError
@@ -26,7 +26,7 @@ from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import InputSpec, ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor
 from visionserve.serving.instances import Encoded, Job, JobResult, decode_for_model, decode_with_source
-from visionserve.serving.manager import ModelManager, ModelState, ModelStatus, ServingObserver
+from visionserve.serving.manager import ModelManager, ModelState, ModelStatus, ServedModel, ServingObserver
 from visionserve.serving.threads import ThreadGovernor, set_opencv_threads
 from visionserve.settings import Settings, available_cores
 from visionserve.types import BGRImage
@@ -224,6 +224,7 @@ class DetectionService:
         options: PredictOptions | None = None,
         *,
         full_size: bool = False,
+        priority: Priority = Priority.HIGH,
     ) -> list[ImageResult]:
         """Detections for each image (encoded bytes, or ``(H, W, 3) uint8`` BGR arrays), in order.
 
@@ -233,27 +234,31 @@ class DetectionService:
         it. Boxes come back in source pixels either way. They decode in the thread pool
         (overlapping with the batches running), except a lone image for an idle model, which its
         instance's thread decodes. The images of one call are queued together, so they share
-        forward passes.
+        forward passes. ``priority`` is ``LOW`` for background work (job items): it runs on the same
+        instances, after the waiting requests (see :mod:`visionserve.batching.batcher`), and is not
+        refused while draining (only :meth:`close` stops it).
 
         Raises :class:`ModelNotFoundError`, :class:`ModelNotReadyError` (not loaded),
-        :class:`ShuttingDownError`, :class:`InvalidParameterError` (no image, a bad array),
+        :class:`ShuttingDownError` (draining, ``HIGH`` only), :class:`InvalidParameterError` (no image, a bad array),
         :class:`ImageDecodeError`, :class:`ImageTooLargeError` (the message names the image when
         there are several), :class:`OverloadedError` (queue full) or the model's
         :class:`InferenceError`.
         """
         started = time.perf_counter()
-        if self.draining:
+        if self.draining and priority is Priority.HIGH:
+            # Background work is stopped by its owner (job items in progress finish) before close().
             raise ShuttingDownError("the server is shutting down and takes no new requests")
         served = self.manager.served(self.resolve_name(model))
         if not images:
             raise InvalidParameterError("no image given")
-        served.batcher.check_room(len(images))  # refuse before decoding, not after
+        served.batcher.check_room(len(images), priority)  # refuse before decoding, not after
         target = served.spec.input
         options = options or PredictOptions()
         sources: list[BGRImage | None] = [None] * len(images)
-        if len(images) == 1 and isinstance(images[0], bytes) and served.idle() and not full_size:
+        first = images[0]
+        if len(images) == 1 and isinstance(first, bytes) and not full_size and self._alone(served, priority):
             # Nothing to overlap with: decode in the instance's thread and save a thread hand-off.
-            encoded = Encoded(images[0], self.config.max_image_pixels, target)
+            encoded = Encoded(first, self.config.max_image_pixels, target)
             jobs = [Job(encoded, options, time.perf_counter())]
         else:
             count = len(images)
@@ -263,11 +268,17 @@ class DetectionService:
             submitted = time.perf_counter()
             jobs = [Job(image, options, submitted, decode_ms) for image, decode_ms, _ in decoded]
             sources = [source for _, _, source in decoded]
-        outputs = await served.infer(jobs)
+        outputs = await served.infer(jobs, priority)
         total_ms = (time.perf_counter() - started) * 1000.0
         return [
             self._result(served.spec, output, total_ms, source) for output, source in zip(outputs, sources, strict=True)
         ]
+
+    @staticmethod
+    def _alone(served: ServedModel, priority: Priority) -> bool:
+        """Whether a request would start at once on an idle CPU (background work always decodes
+        in the pool: it must not hold an instance's thread while it decodes)."""
+        return priority is Priority.HIGH and served.idle()
 
     async def detect_arrays(
         self, model: str | None, arrays: Sequence[BGRImage], options: PredictOptions | None = None
