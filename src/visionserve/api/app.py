@@ -19,6 +19,7 @@ from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.limits import DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
+from visionserve.api.openapi import install_openapi
 from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
 from visionserve.api.routes.protocol_support import SELF_AUTHENTICATING_PREFIXES
 from visionserve.api.uploads import UploadStore
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(jobs.router)
     for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload):
         app.include_router(protocol.router)
+    install_openapi(app)
     return app
 
 
