@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -274,6 +275,58 @@ def test_resolving_a_name_takes_no_status_snapshot(monkeypatch: pytest.MonkeyPat
         with pytest.raises(ModelNotFoundError, match="unknown model 'nope'; available: net, other"):
             service.resolve_name("nope")
         monkeypatch.undo()
+        await service.close()
+
+    run(scenario)
+
+
+class SlowWholeImage(WholeImage):
+    def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+        time.sleep(0.1)
+        return super().infer(images, options)
+
+
+class _DyingClock:
+    """The batchers' clock; ``now`` raises in a dispatcher task once ``broken`` (a dispatcher bug)."""
+
+    broken = False
+
+    def now(self) -> float:
+        task = asyncio.current_task()
+        if self.broken and task is not None and task.get_name().startswith("batcher-"):
+            raise RuntimeError("a bug in the dispatcher")
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def test_a_dead_dispatcher_marks_the_model_failed_with_503s_until_it_is_loaded_again() -> None:
+    async def scenario() -> None:
+        clock = _DyingClock()
+        spec = network_spec("m", batching={"max_batch_size": 4, "max_queue_delay_ms": 50}, instances=1)
+        repository = ModelRepository(None, {"m": spec}, {}, default_name="m")
+        service = DetectionService(
+            repository, ServiceConfig(cores=1), set_threads=lambda n: None, load=SlowWholeImage, clock=clock
+        )
+        await service.start(wait=True)
+        image = np.zeros((30, 30, 3), np.uint8)
+        first = asyncio.ensure_future(service.detect("m", [image]))
+        await asyncio.sleep(0.01)  # the first runs; the second queues behind it and is not immediate
+        second = asyncio.ensure_future(service.detect("m", [image]))
+        await asyncio.sleep(0)
+        clock.broken = True  # when the first ends, the dispatcher reads the clock for the second, and dies
+        assert len(await asyncio.wait_for(first, 2.0)) == 1
+        with pytest.raises(ModelNotReadyError, match="dispatcher died"):
+            await asyncio.wait_for(second, 2.0)
+        status = service.model("m")
+        assert status.state is ModelState.FAILED and "dispatcher died" in (status.error or "")
+        assert not service.readiness().ready
+        with pytest.raises(ModelNotReadyError, match="failed"):
+            await service.detect("m", [image])
+        clock.broken = False
+        await service.load("m")
+        assert len(await service.detect("m", [image])) == 1
         await service.close()
 
     run(scenario)

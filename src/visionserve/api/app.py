@@ -19,6 +19,7 @@ from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
+from visionserve.api.openapi import install_openapi
 from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
 from visionserve.api.uploads import UploadStore
 from visionserve.jobs.service import JobService
@@ -57,7 +58,7 @@ def create_app(
         app.state.service = running
         await running.start()
         try:
-            await start_jobs(app, settings, repository, jobs_service, resolver)
+            await start_jobs(app, settings, repository, jobs_service, running, resolver)
             logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
             yield
         finally:
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(jobs.router)
     for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload):
         app.include_router(protocol.router)
+    install_openapi(app)
     return app
 
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visionserve.errors import (
@@ -70,6 +71,10 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     VisionServeError: (HTTPStatus.INTERNAL_SERVER_ERROR, "error"),
 }
 
+#: The status of a request whose client went away before its body was read (nobody reads the answer;
+#: access logs and metrics see a client error, not a server one).
+CLIENT_DISCONNECTED = (HTTPStatus.BAD_REQUEST, "client_disconnected")
+
 #: Codes of HTTP-level errors that Starlette raises (unknown route, wrong method, bad multipart).
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
 
@@ -90,6 +95,17 @@ def error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message, **extra), status_code=status, headers=dict(headers or {}))
+
+
+def log_expected(status: int, request_line: str, exc: BaseException) -> None:
+    """Log a deliberate 5xx other than 500 (a model not loaded, shutting down, storage down) at
+    WARNING and a client that went away at INFO, both on one line without a traceback: they are
+    conditions of the service, not bugs, and must not bury the real internal errors logged by
+    :func:`log_internal`."""
+    if isinstance(exc, ClientDisconnect):
+        logger.info("client disconnected on %s", request_line)
+    elif status >= 500:
+        logger.warning("%d on %s: %s", status, request_line, exc)
 
 
 def log_internal(exc: BaseException, request_line: str, debug: bool) -> tuple[str, str | None]:
@@ -131,7 +147,14 @@ def visionserve_error_response(exc: VisionServeError, request_line: str, debug: 
     status, code = status_of(exc)
     if status == HTTPStatus.INTERNAL_SERVER_ERROR:
         return internal_error_response(exc, request_line, debug, code, str(exc))
+    log_expected(status, request_line, exc)
     return error_response(status, code, str(exc), error_headers(exc))
+
+
+def disconnect_response(exc: ClientDisconnect, request_line: str) -> JSONResponse:
+    """The answer (which nobody reads) for a client that went away; logged by :func:`log_expected`."""
+    log_expected(CLIENT_DISCONNECTED[0], request_line, exc)
+    return error_response(CLIENT_DISCONNECTED[0], CLIENT_DISCONNECTED[1], "the client disconnected")
 
 
 def _request_line(request: Request) -> str:
@@ -166,9 +189,11 @@ def install_error_handlers(app: FastAPI, debug: bool) -> None:
             return error_response(422, "invalid_parameter", _validation_message(exc))
         if isinstance(exc, StarletteHTTPException):
             return _http_error_response(request, exc)
+        if isinstance(exc, ClientDisconnect):
+            return disconnect_response(exc, _request_line(request))
         return internal_error_response(exc, _request_line(request), debug)
 
-    for cls in (VisionServeError, RequestValidationError, StarletteHTTPException):
+    for cls in (VisionServeError, RequestValidationError, StarletteHTTPException, ClientDisconnect):
         app.add_exception_handler(cls, handle)
 
 
@@ -197,6 +222,8 @@ class CatchAllMiddleware:
             line = f"{scope.get('method', '')} {scope.get('path', '')}"
             if isinstance(exc, VisionServeError):
                 response = visionserve_error_response(exc, line, self.debug)
+            elif isinstance(exc, ClientDisconnect):
+                response = disconnect_response(exc, line)
             else:
                 response = internal_error_response(exc, line, self.debug)
             if started:

@@ -83,6 +83,17 @@ def decode_for_model(data: bytes, max_pixels: int, target: InputSpec | None) -> 
     return decode_image(data, max_pixels, min_size=(fit.resized_width, fit.resized_height))
 
 
+def decode_with_source(data: bytes, max_pixels: int, target: InputSpec | None) -> tuple[DecodedImage, BGRImage]:
+    """:func:`decode_for_model` and the full-size image: the model sees exactly the pixels it sees
+    on every other path (a reduced-size JPEG decode differs from a resized full one, enough to move
+    scores and boxes), while crops and drawings are cut from the full-size image. Decodes once when
+    the model's decode is already at full size. Raises what :func:`decode_for_model` raises."""
+    for_model = decode_for_model(data, max_pixels, target)
+    if for_model.scale == (1.0, 1.0):
+        return for_model, for_model.image
+    return for_model, decode_image(data, max_pixels).image
+
+
 def _decode_jobs(jobs: list[Job]) -> tuple[dict[int, DecodedImage], dict[int, InputError], list[float]]:
     """The decoded image of each job by index, the :class:`InputError` of each job whose bytes do
     not decode, and the ms spent decoding each job (here, or before as the job says)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from visionserve.batching.batcher import Batcher, Clock
+from visionserve.batching.batcher import Batcher, Clock, Priority
 from visionserve.batching.policy import BatchPolicy
 from visionserve.errors import InputError, ModelLoadError, ModelNotReadyError, VisionServeError
 from visionserve.models.labels import Labels
@@ -106,6 +106,7 @@ class ServedModel:
         governor: ThreadGovernor,
         observer: ServingObserver | None = None,
         clock: Clock | None = None,
+        on_failure: Callable[[ModelNotReadyError], None] | None = None,
     ) -> None:
         self.spec = spec
         self.labels = labels
@@ -118,7 +119,12 @@ class ServedModel:
             self._free.put_nowait(instance)
         policy = BatchPolicy.from_spec(spec.batching)
         self.batcher: Batcher[Job, JobResult | InputError] = Batcher(
-            policy, self._run_batch, clock=clock, capacity=len(instances), name=f"model {spec.name!r}"
+            policy,
+            self._run_batch,
+            clock=clock,
+            capacity=len(instances),
+            name=f"model {spec.name!r}",
+            on_failure=on_failure,
         )
         self.batcher.start()
 
@@ -127,10 +133,10 @@ class ServedModel:
         instance free, and no forward pass running in the process."""
         return not self.batcher.depth and self.batcher.in_flight < len(self.instances) and not self._governor.running
 
-    async def infer(self, jobs: Sequence[Job]) -> list[JobResult]:
-        """Queue ``jobs`` together and wait for their results (in order). Raises the
+    async def infer(self, jobs: Sequence[Job], priority: Priority = Priority.HIGH) -> list[JobResult]:
+        """Queue ``jobs`` together at ``priority`` and wait for their results (in order). Raises the
         :class:`InputError` of the first job whose bytes did not decode."""
-        futures = self.batcher.submit_many(jobs)
+        futures = self.batcher.submit_many(jobs, priority)
         try:
             results = [await futures[0]] if len(futures) == 1 else list(await asyncio.gather(*futures))
         except BaseException:
@@ -203,6 +209,7 @@ class ModelManager:
         self._load = load
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
         for name in repository.names():
             self._entries[name] = self._entry(repository.specs[name])
         for name, error in repository.broken.items():
@@ -335,7 +342,22 @@ class ModelManager:
         except BaseException:
             await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
             raise
-        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock)
+
+        def failed(error: ModelNotReadyError) -> None:
+            self._dispatcher_died(spec.name, error)
+
+        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock, failed)
+
+    def _dispatcher_died(self, name: str, error: ModelNotReadyError) -> None:
+        """Mark ``name`` failed (``/v1/models`` and ``/readyz`` show why) and close its instances in
+        the background; ``load`` brings it back."""
+        entry = self._entries[name]
+        served, entry.served = entry.served, None
+        entry.state, entry.error = ModelState.FAILED, str(error)
+        if served is not None:
+            task = asyncio.get_running_loop().create_task(served.close(), name=f"close-{name}")
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
 
     async def unload(self, name: str) -> ModelStatus:
         """Stop taking requests for ``name``, finish the queued ones, close its instances. A model
@@ -366,6 +388,8 @@ class ModelManager:
                     continue
 
     async def close(self) -> None:
-        """Unload every model."""
+        """Unload every model (and finish closing those whose dispatcher died)."""
         for name in self.names():
             await self.unload(name)
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)

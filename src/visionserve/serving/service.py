@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from visionserve.batching.batcher import Clock
+from visionserve.batching.batcher import Clock, Priority
 from visionserve.core.detections import Detections
 from visionserve.core.images import DEFAULT_MAX_PIXELS, DecodedImage
 from visionserve.core.prediction import Prediction, boxes_of
@@ -27,8 +27,8 @@ from visionserve.models.preload import Preload, preload_names
 from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import InputSpec, ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor
-from visionserve.serving.instances import Encoded, Job, JobResult, decode_for_model
-from visionserve.serving.manager import ModelManager, ModelState, ModelStatus, ServingObserver
+from visionserve.serving.instances import Encoded, Job, JobResult, decode_for_model, decode_with_source
+from visionserve.serving.manager import ModelManager, ModelState, ModelStatus, ServedModel, ServingObserver
 from visionserve.serving.threads import ThreadGovernor, set_opencv_threads
 from visionserve.settings import Settings, available_cores
 from visionserve.types import BGRImage
@@ -59,7 +59,8 @@ class ImageResult:
 
     ``prediction`` is in pixels of the source image (``width x height``, upright). ``image`` is
     the decoded BGR image: at source size when the call asked for ``full_size`` (or passed arrays),
-    otherwise possibly reduced (``image.shape`` then differs from ``width``/``height``).
+    otherwise possibly reduced (``image.shape`` then differs from ``width``/``height``). The model
+    saw the same pixels either way, so ``full_size`` never changes the detections.
     """
 
     model: str
@@ -242,44 +243,63 @@ class DetectionService:
         options: PredictOptions | None = None,
         *,
         full_size: bool = False,
+        priority: Priority = Priority.HIGH,
     ) -> list[ImageResult]:
         """Detections for each image (encoded bytes, or ``(H, W, 3) uint8`` BGR arrays), in order.
 
-        Encoded images decode at reduced size when the model needs fewer pixels, unless
-        ``full_size``; boxes come back in source pixels either way. They decode in the thread pool
+        Encoded images decode at reduced size when the model needs fewer pixels; with
+        ``full_size`` the result's ``image`` is also decoded at full size (for drawing and crops),
+        but the model still sees the reduced pixels, so the detections are the same with or without
+        it. Boxes come back in source pixels either way. They decode in the thread pool
         (overlapping with the batches running), except a lone image for an idle model, which its
         instance's thread decodes. The images of one call are queued together, so they share
-        forward passes.
+        forward passes. ``priority`` is ``LOW`` for background work (job items): it runs on the same
+        instances, after the waiting requests (see :mod:`visionserve.batching.batcher`), and is not
+        refused while draining (only :meth:`close` stops it).
 
         A model that loads on demand is loaded (and warmed up) first.
 
         Raises :class:`ModelNotFoundError`, :class:`ModelNotReadyError` (not loaded, or its load failed),
-        :class:`ShuttingDownError`, :class:`InvalidParameterError` (no image, a bad array),
+        :class:`ShuttingDownError` (draining, ``HIGH`` only), :class:`InvalidParameterError` (no image, a bad array),
         :class:`ImageDecodeError`, :class:`ImageTooLargeError` (the message names the image when
         there are several), :class:`OverloadedError` (queue full) or the model's
         :class:`InferenceError`.
         """
         started = time.perf_counter()
-        if self.draining:
+        if self.draining and priority is Priority.HIGH:
+            # Background work is stopped by its owner (job items in progress finish) before close().
             raise ShuttingDownError("the server is shutting down and takes no new requests")
         served = await self.manager.acquire(self.resolve_name(model))
         if not images:
             raise InvalidParameterError("no image given")
-        served.batcher.check_room(len(images))  # refuse before decoding, not after
-        target = None if full_size else served.spec.input
+        served.batcher.check_room(len(images), priority)  # refuse before decoding, not after
+        target = served.spec.input
         options = options or PredictOptions()
-        if len(images) == 1 and isinstance(images[0], bytes) and served.idle():
+        sources: list[BGRImage | None] = [None] * len(images)
+        first = images[0]
+        if len(images) == 1 and isinstance(first, bytes) and not full_size and self._alone(served, priority):
             # Nothing to overlap with: decode in the instance's thread and save a thread hand-off.
-            encoded = Encoded(images[0], self.config.max_image_pixels, target)
+            encoded = Encoded(first, self.config.max_image_pixels, target)
             jobs = [Job(encoded, options, time.perf_counter())]
         else:
             count = len(images)
-            decoded = await _gather_or_cancel([self._decode(item, target, i, count) for i, item in enumerate(images)])
+            decoded = await _gather_or_cancel(
+                [self._decode(item, target, i, count, full_size) for i, item in enumerate(images)]
+            )
             submitted = time.perf_counter()
-            jobs = [Job(image, options, submitted, decode_ms) for image, decode_ms in decoded]
-        outputs = await served.infer(jobs)
+            jobs = [Job(image, options, submitted, decode_ms) for image, decode_ms, _ in decoded]
+            sources = [source for _, _, source in decoded]
+        outputs = await served.infer(jobs, priority)
         total_ms = (time.perf_counter() - started) * 1000.0
-        return [self._result(served.spec, output, total_ms) for output in outputs]
+        return [
+            self._result(served.spec, output, total_ms, source) for output, source in zip(outputs, sources, strict=True)
+        ]
+
+    @staticmethod
+    def _alone(served: ServedModel, priority: Priority) -> bool:
+        """Whether a request would start at once on an idle CPU (background work always decodes
+        in the pool: it must not hold an instance's thread while it decodes)."""
+        return priority is Priority.HIGH and served.idle()
 
     async def detect_arrays(
         self, model: str | None, arrays: Sequence[BGRImage], options: PredictOptions | None = None
@@ -288,26 +308,33 @@ class DetectionService:
         return await self.detect(model, list(arrays), options)
 
     async def _decode(
-        self, item: bytes | BGRImage, target: InputSpec | None, index: int, count: int
-    ) -> tuple[DecodedImage, float]:
-        """The decoded image (in the thread pool) and the ms it took, hand-off included."""
+        self, item: bytes | BGRImage, target: InputSpec | None, index: int, count: int, full_size: bool
+    ) -> tuple[DecodedImage, float, BGRImage | None]:
+        """The image for the model (decoded in the thread pool), the ms it took (hand-off included),
+        and the full-size image when ``full_size`` (else None)."""
         started = time.perf_counter()
+        source: BGRImage | None = None
         try:
             if isinstance(item, bytes | bytearray | memoryview):
                 loop = asyncio.get_running_loop()
                 max_pixels = self.config.max_image_pixels
-                decoded = await loop.run_in_executor(self._pool, decode_for_model, bytes(item), max_pixels, target)
+                if full_size:
+                    decoded, source = await loop.run_in_executor(
+                        self._pool, decode_with_source, bytes(item), max_pixels, target
+                    )
+                else:
+                    decoded = await loop.run_in_executor(self._pool, decode_for_model, bytes(item), max_pixels, target)
             else:
-                image = as_image(item)
+                image = source = as_image(item)
                 decoded = DecodedImage(image, image.shape[1], image.shape[0])
         except InputError as exc:
             if count > 1:
                 raise type(exc)(f"image {index + 1} of {count}: {exc}") from exc
             raise
-        return decoded, (time.perf_counter() - started) * 1000.0
+        return decoded, (time.perf_counter() - started) * 1000.0, source
 
     @staticmethod
-    def _result(spec: ModelSpec, output: JobResult, total_ms: float) -> ImageResult:
+    def _result(spec: ModelSpec, output: JobResult, total_ms: float, source: BGRImage | None) -> ImageResult:
         decoded = output.image
         sx, sy = decoded.scale
         prediction = output.prediction if (sx, sy) == (1.0, 1.0) else output.prediction.scaled(sx, sy)
@@ -315,4 +342,5 @@ class DetectionService:
         ms = (output.queue_ms, output.decode_ms, stages.preprocess_ms, stages.inference_ms, stages.postprocess_ms)
         timings = Timings(*ms, total_ms)
         size = (decoded.width, decoded.height)
-        return ImageResult(spec.name, spec.version, *size, prediction, timings, decoded.image, output.batch_size)
+        image = decoded.image if source is None else source
+        return ImageResult(spec.name, spec.version, *size, prediction, timings, image, output.batch_size)

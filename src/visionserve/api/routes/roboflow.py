@@ -39,6 +39,7 @@ from visionserve.settings import Settings
 
 _URL_TIMEOUT_S = 10.0
 
+
 def _error(error: ProtocolError) -> Response:
     return JSONResponse(rf.render_error(error.message), status_code=error.status, headers=error.headers)
 
