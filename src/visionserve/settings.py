@@ -31,11 +31,17 @@ from pydantic_settings import (
 
 from visionserve.core.images import DEFAULT_MAX_PIXELS
 from visionserve.errors import ConfigError
-from visionserve.jobs.model import ArtifactBackend
 from visionserve.models.preload import Preload, parse_preload
 from visionserve.outbound import parse_networks
 
 ENV_PREFIX = "VISIONSERVE_"
+
+
+class ArtifactBackend(StrEnum):
+    """Where crops, annotated images and uploaded inputs are kept."""
+
+    LOCAL = "local"  # files under <data dir>/artifacts (a shared folder for workers on other machines)
+    DATABASE = "database"  # rows in the jobs database: workers need nothing shared but it and the broker
 
 
 class LogLevel(StrEnum):

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from visionserve.serving.manager import ModelState
+from visionserve.serving.results import ModelState
 from visionserve.serving.service import DetectionService
 
 _MODEL_KEY = "visionserve.model"

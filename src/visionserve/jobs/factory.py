@@ -15,13 +15,14 @@ from visionserve.jobs.config import JobsConfig
 from visionserve.jobs.detectors import ItemDetector, ModelCache
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.local_runner import LocalRunner
-from visionserve.jobs.model import ArtifactBackend, Job
+from visionserve.jobs.model import Job
 from visionserve.jobs.processing import ItemProcessor, ProcessorConfig
 from visionserve.jobs.runner import JobRunner
 from visionserve.jobs.service import JobService
 from visionserve.jobs.store import ArtifactStore
 from visionserve.jobs.webhooks import WebhookDispatcher
 from visionserve.models.repository import ModelRepository
+from visionserve.settings import ArtifactBackend
 from visionserve.storage.artifacts import DatabaseArtifactStore, LocalArtifactStore
 from visionserve.storage.db import Database
 from visionserve.storage.jobs import SqlJobStore

@@ -17,9 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from visionserve.batching.batcher import Clock, Priority
-from visionserve.core.detections import Detections
 from visionserve.core.images import DEFAULT_MAX_PIXELS, DecodedImage
-from visionserve.core.prediction import Prediction, boxes_of
 from visionserve.errors import InputError, InvalidParameterError, ShuttingDownError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
@@ -27,56 +25,14 @@ from visionserve.models.preload import Preload, preload_names
 from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import InputSpec, ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor
-from visionserve.serving.instances import Encoded, Job, JobResult, decode_for_model, decode_with_source
-from visionserve.serving.manager import ModelManager, ModelState, ModelStatus, ServedModel, ServingObserver
+from visionserve.serving.instances import BatchItem, Encoded, ItemResult, decode_for_model, decode_with_source
+from visionserve.serving.manager import ModelManager, ServedModel, ServingObserver
+from visionserve.serving.results import ImageResult, ModelState, ModelStatus, Timings
 from visionserve.serving.threads import ThreadGovernor, set_opencv_threads
 from visionserve.settings import Settings, available_cores
 from visionserve.types import BGRImage
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Milliseconds spent on one image. ``preprocess``/``inference``/``postprocess`` are those of
-    the forward pass the image shared with its batch; ``total`` runs from the call to the result."""
-
-    queue_ms: float
-    decode_ms: float
-    preprocess_ms: float
-    inference_ms: float
-    postprocess_ms: float
-    total_ms: float
-
-    def as_dict(self) -> dict[str, float]:
-        """``{"queue": ms, "decode": ms, ..., "total": ms}`` rounded to 0.01 ms."""
-        return {name.removesuffix("_ms"): round(value, 2) for name, value in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    """The prediction of one image.
-
-    ``prediction`` is in pixels of the source image (``width x height``, upright). ``image`` is
-    the decoded BGR image: at source size when the call asked for ``full_size`` (or passed arrays),
-    otherwise possibly reduced (``image.shape`` then differs from ``width``/``height``). The model
-    saw the same pixels either way, so ``full_size`` never changes the detections.
-    """
-
-    model: str
-    version: str
-    width: int
-    height: int
-    prediction: Prediction
-    timings: Timings
-    image: BGRImage
-    batch_size: int
-
-    @property
-    def detections(self) -> Detections:
-        """The prediction of a box model (detect, segment, pose); raises :class:`WrongTaskError` for
-        a classifier, whose answer has no boxes."""
-        return boxes_of(self.prediction, self.model)
 
 
 @dataclass(frozen=True)
@@ -280,16 +236,16 @@ class DetectionService:
         if len(images) == 1 and isinstance(first, bytes) and not full_size and self._alone(served, priority):
             # Nothing to overlap with: decode in the instance's thread and save a thread hand-off.
             encoded = Encoded(first, self.config.max_image_pixels, target)
-            jobs = [Job(encoded, options, time.perf_counter())]
+            items = [BatchItem(encoded, options, time.perf_counter())]
         else:
             count = len(images)
             decoded = await _gather_or_cancel(
                 [self._decode(item, target, i, count, full_size) for i, item in enumerate(images)]
             )
             submitted = time.perf_counter()
-            jobs = [Job(image, options, submitted, decode_ms) for image, decode_ms, _ in decoded]
+            items = [BatchItem(image, options, submitted, decode_ms) for image, decode_ms, _ in decoded]
             sources = [source for _, _, source in decoded]
-        outputs = await served.infer(jobs, priority)
+        outputs = await served.infer(items, priority)
         total_ms = (time.perf_counter() - started) * 1000.0
         return [
             self._result(served.spec, output, total_ms, source) for output, source in zip(outputs, sources, strict=True)
@@ -334,7 +290,7 @@ class DetectionService:
         return decoded, (time.perf_counter() - started) * 1000.0, source
 
     @staticmethod
-    def _result(spec: ModelSpec, output: JobResult, total_ms: float, source: BGRImage | None) -> ImageResult:
+    def _result(spec: ModelSpec, output: ItemResult, total_ms: float, source: BGRImage | None) -> ImageResult:
         decoded = output.image
         sx, sy = decoded.scale
         prediction = output.prediction if (sx, sy) == (1.0, 1.0) else output.prediction.scaled(sx, sy)

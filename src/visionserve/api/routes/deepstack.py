@@ -28,7 +28,8 @@ from visionserve.core.prediction import classes_of
 from visionserve.errors import InputError, ModelNotFoundError, WrongTaskError
 from visionserve.models.spec import ModelSpec, Task
 from visionserve.pipeline import PredictOptions
-from visionserve.serving.service import DetectionService, ImageResult
+from visionserve.serving.results import ImageResult
+from visionserve.serving.service import DetectionService
 from visionserve.settings import Settings
 
 _MAX_PARTS = 16

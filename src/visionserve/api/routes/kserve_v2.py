@@ -19,13 +19,13 @@ from visionserve.api.routes.protocol_support import ProtocolError, protocol_rout
 from visionserve.api.wire import kserve_v2 as v2
 from visionserve.api.wire.kserve_outputs import ImagePrediction, output_tensors
 from visionserve.errors import ModelNotFoundError
-from visionserve.serving.manager import ModelState
+from visionserve.serving.results import ModelState
 from visionserve.serving.service import DetectionService
 
 _STATES = {
-    ModelState.LOADED: v2.ModelState.READY,
-    ModelState.LOADING: v2.ModelState.LOADING,
-    ModelState.UNLOADING: v2.ModelState.UNLOADING,
+    ModelState.LOADED: v2.RepositoryState.READY,
+    ModelState.LOADING: v2.RepositoryState.LOADING,
+    ModelState.UNLOADING: v2.RepositoryState.UNLOADING,
 }
 
 
@@ -111,12 +111,12 @@ async def repository_index(request: Request, service: ServiceDep) -> Response:
         v2.RepositoryModel(
             name=status.name,
             version=status.spec.version if status.spec else None,
-            state=_STATES.get(status.state, v2.ModelState.UNAVAILABLE),
+            state=_STATES.get(status.state, v2.RepositoryState.UNAVAILABLE),
             reason=status.error or ("" if status.state is ModelState.LOADED else status.state.value),
         ).model_dump(exclude_none=True)
         for status in service.models()
     ]
-    return _json([e for e in entries if not only_ready or e["state"] == v2.ModelState.READY])
+    return _json([e for e in entries if not only_ready or e["state"] == v2.RepositoryState.READY])
 
 
 @router.post("/repository/models/{name}/load", summary="Load a model")

@@ -33,8 +33,8 @@ from visionserve.core.prediction import Prediction, classes_of
 from visionserve.errors import ImageTooLargeError, InputError
 from visionserve.models.labels import Labels
 from visionserve.outbound import OutboundPolicy, Target
-from visionserve.serving.manager import ModelState, ModelStatus
-from visionserve.serving.service import DetectionService, ImageResult
+from visionserve.serving.results import ImageResult, ModelState, ModelStatus
+from visionserve.serving.service import DetectionService
 from visionserve.settings import Settings
 
 _URL_TIMEOUT_S = 10.0

@@ -63,7 +63,7 @@ EXTENSIONS = ("binary_tensor_data", "classification", "model_repository", "param
 Parameters = dict[str, str | int | float | bool]
 
 
-class ModelState(StrEnum):
+class RepositoryState(StrEnum):
     """Model states of the repository extension, as Triton names them."""
 
     READY = "READY"
@@ -138,7 +138,7 @@ class RepositoryIndexRequest(_Wire):
 class RepositoryModel(_Wire):
     name: str
     version: str | None = None
-    state: ModelState
+    state: RepositoryState
     reason: str = ""
 
 

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 from uuid import uuid4
 
-import cv2
 from pydantic import BaseModel, ConfigDict, Field
 
 from visionserve.api.wire.roboflow import (
@@ -37,14 +36,11 @@ from visionserve.api.wire.roboflow import (
 from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
 from visionserve.core.prediction import Prediction
-from visionserve.errors import InferenceError
 from visionserve.models.labels import Labels
-from visionserve.render.annotators import annotators_for, render
+from visionserve.render.annotated import annotated_jpeg
 from visionserve.render.mask_encoding import MaskFormat
 from visionserve.render.rows import BoxRow, box_rows, class_rows
 from visionserve.types import BGRImage
-
-_JPEG_QUALITY = 90
 
 
 def _new_id() -> str:
@@ -200,8 +196,4 @@ def render_classification(
 def visualize(image: BGRImage, prediction: Prediction, labels: Labels) -> bytes:
     """A JPEG of ``image`` (at source size: the prediction is in its pixels) with the prediction
     drawn: boxes, masks, keypoints or the class banner. Blocking: call it off the event loop."""
-    canvas = render(image, prediction, annotators_for(labels))
-    ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-    if not ok:
-        raise InferenceError("cannot encode the annotated image as JPEG")
-    return bytes(encoded.tobytes())
+    return annotated_jpeg(image, prediction, labels)
