@@ -27,23 +27,18 @@ class MaskFormat(StrEnum):
     NONE = "none"
 
 
-#: Polygons are simplified (Douglas-Peucker) within this many pixels: invisible, and a mask upsampled
-#: from model resolution otherwise has a vertex at every step of its staircase edge.
-POLYGON_TOLERANCE = 0.5
-
-
 def polygons(patch: MaskPatch, decimals: int = 1) -> list[Polygon]:
     """The outer contours of the mask's parts, each a polygon of at least 3 points whose vertices are
-    the centres of boundary pixels (continuous coordinates: pixel ``x`` covers ``x..x+1``), simplified
-    within :data:`POLYGON_TOLERANCE` pixels, largest part first; empty when the mask is empty."""
+    the centres of boundary pixels (continuous coordinates: pixel ``x`` covers ``x..x+1``), largest
+    part first; empty when the mask is empty. Not simplified: filling the polygons gives back every
+    pixel of the mask (holes aside)."""
     if not patch.mask.any():
         return []
     contours, _ = cv2.findContours(patch.mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     offset = np.array([patch.x + 0.5, patch.y + 0.5])
     result = []
     for contour in sorted(contours, key=cv2.contourArea, reverse=True):
-        simple = cv2.approxPolyDP(contour, POLYGON_TOLERANCE, True) if len(contour) > 3 else contour
-        points = simple.reshape(-1, 2) + offset
+        points = contour.reshape(-1, 2) + offset
         if len(points) < 3:  # a line or a dot: widen to a polygon with area
             x0, y0 = points.min(axis=0) - 0.5
             x1, y1 = points.max(axis=0) + 0.5
