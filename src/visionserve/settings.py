@@ -152,6 +152,9 @@ class Settings(BaseSettings):
         None, description="Folder of the crops that /upload links to (default: data_dir/uploads)."
     )
     upload_max_tasks: int = Field(1000, ge=1, description="Uploads whose crops are kept; older ones are removed.")
+    upload_max_bytes: int = Field(
+        1 << 30, ge=1, description="Bytes of /upload crops kept (default 1 GiB); the oldest uploads are removed first."
+    )
     url_image_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
     )
