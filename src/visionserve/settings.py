@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         DEFAULT_MAX_PIXELS, ge=1, description="Largest image in pixels, width x height (413 beyond)."
     )
+    max_decoded_pixels: int = Field(
+        400_000_000,
+        ge=1,
+        description="Decoded pixels held at once by all requests together (about 3 bytes each); a request waits "
+        "up to --decode-wait seconds for its share (429 beyond), one that needs more than all of it gets 413.",
+    )
+    decode_wait: float = Field(
+        2.0, ge=0, description="Seconds a request may wait for its share of --max-decoded-pixels (then 429)."
+    )
     instances: int | None = Field(
         None, ge=1, le=64, description="Instances of every model, overriding model.yaml (default: per model)."
     )

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from visionserve.api.deps import ServiceDep, read_images
+from visionserve.api.deps import PixelHoldDep, ServiceDep, read_images
 from visionserve.api.metrics import tag_model
 from visionserve.api.wire import native
 from visionserve.errors import InvalidParameterError
+from visionserve.serving.pixel_budget import PixelHold
 from visionserve.serving.service import DetectionService
 
 router = APIRouter(tags=["detect"])
@@ -30,7 +31,7 @@ _DOC_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def detect(request: Request, service: DetectionService, model: str | None) -> Response:
+async def detect(request: Request, service: DetectionService, model: str | None, hold: PixelHold) -> Response:
     """Parse, detect, render; shared by both routes."""
     name = service.resolve_name(model)
     tag_model(request, name)
@@ -45,7 +46,7 @@ async def detect(request: Request, service: DetectionService, model: str | None)
     as_image = native.wants_image(params, request.headers.get("accept"))
     if as_image and len(upload.images) != 1:
         raise InvalidParameterError("format=image answers for exactly one image")
-    results = await service.detect(name, upload.images, options, full_size=as_image)
+    results = await service.detect(name, upload.images, options, full_size=as_image, hold=hold)
     if as_image:
         jpeg = await run_in_threadpool(native.render_annotated, results[0], labels)
         return Response(jpeg, media_type=native.JPEG_MEDIA_TYPE)
@@ -53,10 +54,10 @@ async def detect(request: Request, service: DetectionService, model: str | None)
 
 
 @router.post("/v1/detect", responses=_DOC_RESPONSES, summary="Detect objects with the default model")
-async def detect_default(request: Request, service: ServiceDep) -> Response:
-    return await detect(request, service, None)
+async def detect_default(request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
+    return await detect(request, service, None, hold)
 
 
 @router.post("/v1/models/{name}/detect", responses=_DOC_RESPONSES, summary="Detect objects with a model")
-async def detect_with(name: str, request: Request, service: ServiceDep) -> Response:
-    return await detect(request, service, name)
+async def detect_with(name: str, request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
+    return await detect(request, service, name, hold)

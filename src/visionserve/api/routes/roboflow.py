@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from visionserve.api.auth import BodyKeyRealm
-from visionserve.api.deps import ServiceDep, SettingsDep
+from visionserve.api.deps import PixelHoldDep, ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import roboflow as rf
@@ -78,7 +78,7 @@ async def _images(parsed: rf.ParsedDetection, policy: OutboundPolicy, max_bytes:
 
 
 @router.post("/infer/object_detection", summary="Roboflow: object detection")
-async def infer(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+async def infer(request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep) -> Response:
     parsed = rf.parse_object_detection_request(await request.body())
     name = service.resolve_name(parsed.request.model_id)
     tag_model(request, name)
@@ -86,7 +86,7 @@ async def infer(request: Request, service: ServiceDep, settings: SettingsDep) ->
     options = parsed.options.to_predict_options(labels)
     visualize = bool(parsed.request.visualize_predictions)
     images = await _images(parsed, request.app.state.url_images, settings.max_body_bytes)
-    results = await service.detect(name, images, options, full_size=visualize)
+    results = await service.detect(name, images, options, full_size=visualize, hold=hold)
     iou = options.iou if options.iou is not None else service.spec(name).thresholds.iou
     answers = []
     for result in results:
