@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec
 from visionserve.pipeline import BatchResult, PredictOptions, StageTimings
 from visionserve.types import BGRImage
+
+#: Held while a plugin module runs its import (see :func:`_exec_from_file`).
+_LOADING = threading.RLock()
 
 
 @runtime_checkable
@@ -68,20 +72,19 @@ def _exec_from_file(unique: str, file: Path, package_dir: Path | None) -> Module
     """Load ``file`` as the module ``unique`` (a package searching ``package_dir`` for its
     submodules when given), registered in ``sys.modules`` so that its submodules can import it.
     Each call runs the file afresh (a model loaded again after an edit gets the new code), dropping
-    the submodules that an earlier load left."""
-    for name in [name for name in sys.modules if name == unique or name.startswith(f"{unique}.")]:
-        del sys.modules[name]
+    the submodules that an earlier load left; loads run one at a time, because the instances of a
+    model load in parallel threads and code run at import (dataclasses) looks itself up in
+    ``sys.modules``."""
     locations = None if package_dir is None else [str(package_dir)]
     module_spec = importlib.util.spec_from_file_location(unique, file, submodule_search_locations=locations)
     if module_spec is None or module_spec.loader is None:
         raise ModelLoadError(f"cannot load plugin module {file}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[unique] = module
-    try:
+    with _LOADING:
+        for name in [name for name in sys.modules if name.startswith(f"{unique}.")]:
+            del sys.modules[name]
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[unique] = module
         module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[unique]  # a failed import leaves no half-built module behind
-        raise
     return module
 
 
