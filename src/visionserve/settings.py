@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         DEFAULT_MAX_PIXELS, ge=1, description="Largest image in pixels, width x height (413 beyond)."
     )
+    max_decoded_pixels: int = Field(
+        400_000_000,
+        ge=1,
+        description="Decoded pixels held at once by all requests together (about 3 bytes each); a request waits "
+        "up to --decode-wait seconds for its share (429 beyond), one that needs more than all of it gets 413.",
+    )
+    decode_wait: float = Field(
+        2.0, ge=0, description="Seconds a request may wait for its share of --max-decoded-pixels (then 429)."
+    )
     instances: int | None = Field(
         None, ge=1, le=64, description="Instances of every model, overriding model.yaml (default: per model)."
     )
@@ -158,6 +167,9 @@ class Settings(BaseSettings):
         None, description="Folder of the crops that /upload links to (default: data_dir/uploads)."
     )
     upload_max_tasks: int = Field(1000, ge=1, description="Uploads whose crops are kept; older ones are removed.")
+    upload_max_bytes: int = Field(
+        1 << 30, ge=1, description="Bytes of /upload crops kept (default 1 GiB); the oldest uploads are removed first."
+    )
     url_image_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
     )

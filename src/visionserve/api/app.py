@@ -78,7 +78,8 @@ def create_app(
     in_flight = InFlight()
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.uploads = UploadStore(settings.upload_dir or settings.data_dir / "uploads", settings.upload_max_tasks)
+    uploads_dir = settings.upload_dir or settings.data_dir / "uploads"
+    app.state.uploads = UploadStore(uploads_dir, settings.upload_max_tasks, settings.upload_max_bytes)
     app.state.in_flight = in_flight
     app.state.url_images = OutboundPolicy(
         settings.url_image_hosts,
