@@ -21,6 +21,7 @@ classes below to their own codes in one table (HTTP status codes live in ``api/e
     ├── ShuttingDownError             the server is stopping and takes no new requests
     ├── JobNotFoundError              no job (or item, or artifact) with that id
     ├── StreamNotFoundError           no live stream with that id
+    ├── NoFrameYetError               the stream has not produced a frame yet
     ├── JobStateError                 the job's state does not allow that (cancel a finished job)
     ├── StorageError                  the jobs database or artifact store failed or is unreachable
     ├── AuthenticationError           a missing or wrong API key (HTTP 401)
@@ -85,6 +86,10 @@ class BadSourceError(InvalidParameterError):
 
 class StreamNotFoundError(VisionServeError):
     """No live stream with that id (never created, deleted, or reaped)."""
+
+
+class NoFrameYetError(VisionServeError):
+    """The stream exists but has not processed a frame yet (its source is opening or down)."""
 
 
 class ModelNotFoundError(VisionServeError):

@@ -36,6 +36,7 @@ from visionserve.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NoFrameYetError,
     OverloadedError,
     RemoteError,
     RequestTimeoutError,
@@ -67,6 +68,7 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     ModelNotFoundError: (HTTPStatus.NOT_FOUND, "model_not_found"),
     JobNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
     StreamNotFoundError: (HTTPStatus.NOT_FOUND, "stream_not_found"),
+    NoFrameYetError: (HTTPStatus.SERVICE_UNAVAILABLE, "no_frame_yet"),
     JobStateError: (HTTPStatus.CONFLICT, "conflict"),
     OverloadedError: (HTTPStatus.TOO_MANY_REQUESTS, "overloaded"),
     ModelNotReadyError: (HTTPStatus.SERVICE_UNAVAILABLE, "model_not_ready"),
@@ -129,6 +131,8 @@ def error_headers(exc: VisionServeError) -> dict[str, str]:
     ``Connection: close`` for shutdown and a body timeout), ``WWW-Authenticate`` for a missing or wrong key."""
     if isinstance(exc, OverloadedError):
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if isinstance(exc, NoFrameYetError):
+        return {"Retry-After": "1"}
     if isinstance(exc, ShuttingDownError):
         return {"Retry-After": "1", "Connection": "close"}
     if isinstance(exc, RequestTimeoutError):
