@@ -3,6 +3,7 @@ frame played as a stream, viewers, events, bad sources, reconnection, tokens, le
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -14,9 +15,10 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from tests.integration.conftest import ServerProcess, metric_sum
+from tests.integration.conftest import ServerProcess, metric_sum, write_plugin_model
 from tests.integration.streams_server import BLOB, Camera, mjpeg_parts, sse_events, wait_for, write_blob_model
-from tests.streams_support import write_moving_video
+from tests.streams_support import moving_frames, write_moving_video
+from websockets.sync.client import connect
 
 FRAMES, FPS = 60, 15.0
 
@@ -247,3 +249,30 @@ def test_open_viewers_do_not_hold_up_graceful_shutdown(server: ServerProcess) ->
     assert time.monotonic() - started < 10
     viewer.join(10)
     assert ended.is_set()
+
+
+def test_the_websocket_answers_detections_for_frames_and_drops_old_ones_while_busy(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    repository = tmp_path / "models"
+    write_blob_model(repository)
+    write_plugin_model(repository, "slow", delay_s=0.3, instances=1)
+    server = start_server("--models", str(repository), "--preload", f"{BLOB},slow")
+    frames = [cv2.imencode(".jpg", image)[1].tobytes() for image in moving_frames(10)]
+    ws_url = server.url.replace("http://", "ws://") + "/v1/detect/ws"
+    with connect(f"{ws_url}?model={BLOB}") as socket:
+        for i in (0, 5, 9):
+            socket.send(frames[i])
+            answer = json.loads(socket.recv(timeout=10))
+            assert answer["frame"] == [0, 5, 9].index(i) and answer["skipped"] == 0
+            assert answer["detections"][0]["label"] == "person" and answer["width"] == 320
+        socket.send(b"not an image")
+        assert json.loads(socket.recv(timeout=10))["error"]["code"] == "undecodable_image"
+    with connect(f"{ws_url}?model=slow") as socket:
+        for jpeg in frames:
+            socket.send(jpeg)
+        answers = []
+        while not answers or answers[-1]["frame"] != len(frames) - 1:
+            answers.append(json.loads(socket.recv(timeout=10)))
+    assert len(answers) < len(frames) and answers[-1]["skipped"] == len(frames) - len(answers)
+    assert [a["frame"] for a in answers] == sorted(a["frame"] for a in answers)
