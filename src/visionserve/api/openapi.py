@@ -27,6 +27,7 @@ from visionserve.api.wire.roboflow import (
     KeypointsDetectionRequest,
     ObjectDetectionRequest,
 )
+from visionserve.streams.spec import StreamSpec
 
 Json = dict[str, Any]
 
@@ -163,11 +164,15 @@ REQUEST_BODIES: dict[tuple[str, str], Json] = {
     ("post", "/model/remove"): _body(_json(ClearModelRequest)),
     ("post", "/model/clear"): _body(_json(ClearModelRequest), False),
     ("post", "/upload"): _body(_multipart({"file": False}, {}, ["file"])),
+    ("post", "/v1/streams"): _body(_json(StreamSpec)),
+    ("post", "/v1/streams/{stream_id}/pause"): _no_body(),
+    ("post", "/v1/streams/{stream_id}/resume"): _no_body(),
+    ("post", "/v1/streams/{stream_id}/token"): _no_body(),
 }
 
 _BODY_MODELS: tuple[type[BaseModel], ...] = (
     InferenceRequest, RepositoryIndexRequest, ObjectDetectionRequest, InstanceSegmentationRequest,
-    KeypointsDetectionRequest, ClassificationRequest, AddModelRequest, ClearModelRequest, JobParams,
+    KeypointsDetectionRequest, ClassificationRequest, AddModelRequest, ClearModelRequest, JobParams, StreamSpec,
 )  # fmt: skip
 
 
