@@ -173,7 +173,9 @@ class Tracker:
     """Gives the detections of successive frames of one video stable track ids.
 
     Not thread-safe: one tracker per stream, updated with each processed frame in order. Ids are
-    unique for the tracker's whole life (:meth:`reset` does not reuse them).
+    unique for the tracker's whole life (:meth:`reset` does not reuse them). The second association
+    needs the low-score detections: run the model with ``conf`` at most ``low_thresh`` and apply the
+    user's threshold to the tracker's output, not its input.
     """
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
