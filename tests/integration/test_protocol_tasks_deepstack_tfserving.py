@@ -19,7 +19,9 @@ IMAGE = encode(np.zeros((64, 64, 3), np.uint8), ".png")
 
 @pytest.fixture(scope="module")
 def server() -> ServerProcess:
-    return protocol_server()
+    # The tiny classifier answers the scene route (without the setting: the first classify model by
+    # name, which is the built-in efficientnet-lite3).
+    return protocol_server("--scene-model", CLS_MODEL)
 
 
 def test_scene_answers_the_best_class_of_a_classify_model(server: ServerProcess) -> None:

@@ -15,6 +15,7 @@ import pytest
 from visionserve.core.detections import Detections
 from visionserve.errors import (
     ImageDecodeError,
+    ImageTooLargeError,
     InvalidParameterError,
     ModelLoadError,
     ModelNotFoundError,
@@ -26,6 +27,7 @@ from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import ModelSpec
 from visionserve.pipeline import BatchResult, PredictOptions, Predictor, StageTimings
 from visionserve.serving import DetectionService, ModelState, ServiceConfig
+from visionserve.serving.pixel_budget import PixelBudget, PixelHold
 from visionserve.types import BGRImage
 
 T = TypeVar("T")
@@ -327,6 +329,32 @@ def test_a_dead_dispatcher_marks_the_model_failed_with_503s_until_it_is_loaded_a
         clock.broken = False
         await service.load("m")
         assert len(await service.detect("m", [image])) == 1
+
+
+def test_detect_reserves_decoded_pixels_and_gives_them_back() -> None:
+    """Reservations come from the image headers before decoding (a reduced-size JPEG counts its
+    reduced pixels; ``full_size`` adds the full-size image the caller keeps beside the model's);
+    without a hold they end with the call, with one when the caller releases it; images needing more
+    than the whole budget are refused before decoding."""
+
+    async def scenario() -> None:
+        service, loaded = service_with(network_spec("net", instances=1))
+        both = 2400 * 1800 + 600 * 450  # the full-size image and the model's 1/4-scale decode
+        budget = service.budget = PixelBudget(2 * both)
+        await service.start(wait=True)
+        hold = PixelHold()
+        await service.detect(None, [jpeg(2400, 1800), jpeg(2400, 1800)], full_size=True, hold=hold)
+        assert budget.held == 2 * both
+        hold.release()
+        hold = PixelHold()
+        await service.detect(None, [jpeg(2400, 1800)], hold=hold)
+        assert budget.held == 600 * 450  # decoded at 1/4 scale
+        hold.release()
+        await service.detect(None, [jpeg(2400, 1800)])
+        assert budget.held == 0
+        with pytest.raises(ImageTooLargeError, match=f"these 3 images decode to {3 * both} pixels"):
+            await service.detect(None, [jpeg(2400, 1800)] * 3, full_size=True)
+        assert budget.held == 0 and len(loaded[0].shapes) == 5  # warm-up and 4 images: not the refused 3
         await service.close()
 
     run(scenario)

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visionserve.errors import (
     AuthenticationError,
+    BadSourceError,
     ConfigError,
     ImageDecodeError,
     ImageTooLargeError,
@@ -35,11 +36,15 @@ from visionserve.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NoFrameYetError,
     OverloadedError,
     RemoteError,
     RequestTimeoutError,
     ShuttingDownError,
+    SourceNotFoundError,
+    SourceRefusedError,
     StorageError,
+    StreamNotFoundError,
     UnsupportedMediaTypeError,
     VisionServeError,
     WrongTaskError,
@@ -54,11 +59,16 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     UnsupportedMediaTypeError: (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     RequestTimeoutError: (HTTPStatus.REQUEST_TIMEOUT, "request_timeout"),
     WrongTaskError: (HTTPStatus.UNPROCESSABLE_ENTITY, "wrong_task"),
+    SourceNotFoundError: (HTTPStatus.UNPROCESSABLE_ENTITY, "source_not_found"),
+    SourceRefusedError: (HTTPStatus.UNPROCESSABLE_ENTITY, "source_refused"),
+    BadSourceError: (HTTPStatus.UNPROCESSABLE_ENTITY, "bad_source"),
     InvalidParameterError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_parameter"),
     InputError: (HTTPStatus.BAD_REQUEST, "bad_input"),
     AuthenticationError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
     ModelNotFoundError: (HTTPStatus.NOT_FOUND, "model_not_found"),
     JobNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
+    StreamNotFoundError: (HTTPStatus.NOT_FOUND, "stream_not_found"),
+    NoFrameYetError: (HTTPStatus.SERVICE_UNAVAILABLE, "no_frame_yet"),
     JobStateError: (HTTPStatus.CONFLICT, "conflict"),
     OverloadedError: (HTTPStatus.TOO_MANY_REQUESTS, "overloaded"),
     ModelNotReadyError: (HTTPStatus.SERVICE_UNAVAILABLE, "model_not_ready"),
@@ -121,6 +131,8 @@ def error_headers(exc: VisionServeError) -> dict[str, str]:
     ``Connection: close`` for shutdown and a body timeout), ``WWW-Authenticate`` for a missing or wrong key."""
     if isinstance(exc, OverloadedError):
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if isinstance(exc, NoFrameYetError):
+        return {"Retry-After": "1"}
     if isinstance(exc, ShuttingDownError):
         return {"Retry-After": "1", "Connection": "close"}
     if isinstance(exc, RequestTimeoutError):

@@ -18,8 +18,16 @@ from pydantic import BaseModel
 
 from visionserve.api.routes.jobs import JobParams
 from visionserve.api.wire.kserve_v2 import InferenceRequest, RepositoryIndexRequest
-from visionserve.api.wire.native import DetectParams
-from visionserve.api.wire.roboflow import AddModelRequest, ClearModelRequest, ObjectDetectionRequest
+from visionserve.api.wire.native import PredictParams
+from visionserve.api.wire.roboflow import (
+    AddModelRequest,
+    ClassificationRequest,
+    ClearModelRequest,
+    InstanceSegmentationRequest,
+    KeypointsDetectionRequest,
+    ObjectDetectionRequest,
+)
+from visionserve.streams.spec import StreamSpec
 
 Json = dict[str, Any]
 
@@ -110,7 +118,7 @@ def _no_body() -> Json:
 
 
 _DETECT = _body(
-    _multipart({"image": True}, _fields(DetectParams), ["image"]) | _raw_images(),
+    _multipart({"image": True}, _fields(PredictParams), ["image"]) | _raw_images(),
     description="Repeated multipart 'image' fields with optional option fields, or one raw image body.",
 )
 _DEEPSTACK = _body(
@@ -128,6 +136,8 @@ _OPTIONAL_REPOSITORY = _body(_json(RepositoryIndexRequest), False)
 REQUEST_BODIES: dict[tuple[str, str], Json] = {
     ("post", "/v1/detect"): _DETECT,
     ("post", "/v1/models/{name}/detect"): _DETECT,
+    ("post", "/v1/predict"): _DETECT,
+    ("post", "/v1/models/{name}/predict"): _DETECT,
     ("post", "/v1/models/{name}/load"): _no_body(),
     ("post", "/v1/models/{name}/unload"): _no_body(),
     ("post", "/v1/jobs"): _body(
@@ -137,6 +147,7 @@ REQUEST_BODIES: dict[tuple[str, str], Json] = {
     ),
     ("post", "/v1/vision/detection"): _DEEPSTACK,
     ("post", "/v1/vision/custom/{model}"): _DEEPSTACK,
+    ("post", "/v1/vision/scene"): _body(_multipart({"image": False}, {"api_key": {"type": "string"}}, ["image"])),
     ("post", "/v1/vision/custom/list"): _body(_multipart({}, {"api_key": {"type": "string"}}, []), False),
     ("post", "/v2/models/{name}/infer"): _KSERVE_INFER,
     ("post", "/v2/models/{name}/versions/{version}/infer"): _KSERVE_INFER,
@@ -146,14 +157,22 @@ REQUEST_BODIES: dict[tuple[str, str], Json] = {
     ("post", "/v1/models/{name}:predict"): _TF_PREDICT,
     ("post", "/v1/models/{name}/versions/{version}:predict"): _TF_PREDICT,
     ("post", "/infer/object_detection"): _body(_json(ObjectDetectionRequest)),
+    ("post", "/infer/instance_segmentation"): _body(_json(InstanceSegmentationRequest)),
+    ("post", "/infer/keypoints_detection"): _body(_json(KeypointsDetectionRequest)),
+    ("post", "/infer/classification"): _body(_json(ClassificationRequest)),
     ("post", "/model/add"): _body(_json(AddModelRequest)),
     ("post", "/model/remove"): _body(_json(ClearModelRequest)),
     ("post", "/model/clear"): _body(_json(ClearModelRequest), False),
     ("post", "/upload"): _body(_multipart({"file": False}, {}, ["file"])),
+    ("post", "/v1/streams"): _body(_json(StreamSpec)),
+    ("post", "/v1/streams/{stream_id}/pause"): _no_body(),
+    ("post", "/v1/streams/{stream_id}/resume"): _no_body(),
+    ("post", "/v1/streams/{stream_id}/token"): _no_body(),
 }
 
 _BODY_MODELS: tuple[type[BaseModel], ...] = (
-    InferenceRequest, RepositoryIndexRequest, ObjectDetectionRequest, AddModelRequest, ClearModelRequest, JobParams,
+    InferenceRequest, RepositoryIndexRequest, ObjectDetectionRequest, InstanceSegmentationRequest,
+    KeypointsDetectionRequest, ClassificationRequest, AddModelRequest, ClearModelRequest, JobParams, StreamSpec,
 )  # fmt: skip
 
 

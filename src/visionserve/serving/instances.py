@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from visionserve.core.geometry import ResizeMode, plan_fit
-from visionserve.core.images import DecodedImage, decode_image, read_header
+from visionserve.core.images import DecodedImage, ImageHeader, decode_image, read_header, reduction_factor
 from visionserve.core.prediction import Prediction
 from visionserve.errors import InferenceError, InputError
 from visionserve.models.devices import spec_for_instance
@@ -78,9 +78,23 @@ def decode_for_model(data: bytes, max_pixels: int, target: InputSpec | None) -> 
         return decode_image(data, max_pixels)
     if target.resize is ResizeMode.STRETCH:  # the resized size is the input size, whatever the image
         return decode_image(data, max_pixels, min_size=(target.width, target.height))
+    return decode_image(data, max_pixels, min_size=_min_size(read_header(data, max_pixels), target))
+
+
+def decoded_pixels(data: bytes, max_pixels: int, target: InputSpec | None) -> int:
+    """How many pixels :func:`decode_for_model` with the same arguments holds (an upper bound), from
+    the header alone: nothing is decoded. Raises what :func:`~visionserve.core.images.read_header` raises."""
     header = read_header(data, max_pixels)
+    factor = 1 if target is None else reduction_factor(header, *_min_size(header, target))
+    return -(-header.width // factor) * -(-header.height // factor)
+
+
+def _min_size(header: ImageHeader, target: InputSpec) -> tuple[int, int]:
+    """The fewest pixels (width, height) an image of ``header``'s size must keep for ``target``."""
+    if target.resize is ResizeMode.STRETCH:
+        return target.width, target.height
     fit = plan_fit(header.width, header.height, target.width, target.height, target.resize)
-    return decode_image(data, max_pixels, min_size=(fit.resized_width, fit.resized_height))
+    return fit.resized_width, fit.resized_height
 
 
 def decode_with_source(data: bytes, max_pixels: int, target: InputSpec | None) -> tuple[DecodedImage, BGRImage]:

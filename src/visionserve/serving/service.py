@@ -8,8 +8,9 @@ inference in each instance's thread, so the next requests decode while a batch r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,8 +26,22 @@ from visionserve.models.preload import Preload, preload_names
 from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import InputSpec, ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor
-from visionserve.serving.instances import BatchItem, Encoded, ItemResult, decode_for_model, decode_with_source
+from visionserve.serving.instances import (
+    BatchItem,
+    Encoded,
+    ItemResult,
+    decode_for_model,
+    decode_with_source,
+    decoded_pixels,
+)
 from visionserve.serving.manager import ModelManager, ServedModel, ServingObserver
+from visionserve.serving.pixel_budget import (
+    DEFAULT_BUDGET_PIXELS,
+    DEFAULT_WAIT_S,
+    PixelBudget,
+    PixelHold,
+    PixelReservation,
+)
 from visionserve.serving.results import ImageResult, ModelState, ModelStatus, Timings
 from visionserve.serving.threads import ThreadGovernor, set_opencv_threads
 from visionserve.settings import Settings, available_cores
@@ -54,10 +69,20 @@ class ServiceConfig:
     instances: int | None = None
     cores: int = field(default_factory=available_cores)
     preload: str = Preload.ALL.value
+    #: The process-wide decoded-pixel budget and the longest wait for a share of it.
+    max_decoded_pixels: int = DEFAULT_BUDGET_PIXELS
+    decode_wait_s: float = DEFAULT_WAIT_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
-        return cls(settings.max_image_pixels, settings.instances, settings.cores, settings.preload)
+        return cls(
+            settings.max_image_pixels,
+            settings.instances,
+            settings.cores,
+            settings.preload,
+            settings.max_decoded_pixels,
+            settings.decode_wait,
+        )
 
 
 def as_image(array: Any) -> BGRImage:
@@ -82,6 +107,24 @@ async def _gather_or_cancel(awaitables: Sequence[Awaitable[T]]) -> list[T]:
         raise
 
 
+@contextlib.contextmanager
+def _naming(index: int, count: int) -> Iterator[None]:
+    """Prefix the message of an :class:`InputError` raised inside with ``image i of n`` when the
+    call has several images."""
+    try:
+        yield
+    except InputError as exc:
+        if count > 1:
+            raise type(exc)(f"image {index + 1} of {count}: {exc}") from exc
+        raise
+
+
+def _array_pixels(item: Any) -> int:
+    """The pixels of an image array (0 for anything else: :func:`as_image` refuses it later)."""
+    shape: tuple[int, ...] = tuple(getattr(item, "shape", ()))
+    return int(shape[0]) * int(shape[1]) if len(shape) >= 2 else 0
+
+
 class DetectionService:
     """Models of a repository, loaded once, served through dynamic batching.
 
@@ -91,7 +134,8 @@ class DetectionService:
         observer: told about each forward pass (metrics).
         set_threads: applies OpenCV's thread count (tests inject a recorder).
         load: builds one predictor from a spec (tests inject slow or failing ones).
-        clock: time source of the batchers.
+        clock: time source of the batchers and of the pixel budget's waits.
+        budget: the decoded-pixel budget (default: one made from ``config``).
     """
 
     def __init__(
@@ -103,9 +147,11 @@ class DetectionService:
         set_threads: Callable[[int], None] = set_opencv_threads,
         load: Callable[[ModelSpec], Predictor] = load_model,
         clock: Clock | None = None,
+        budget: PixelBudget | None = None,
     ) -> None:
         self.repository = repository
         self.config = config or ServiceConfig()
+        self.budget = budget or PixelBudget(self.config.max_decoded_pixels, self.config.decode_wait_s, clock=clock)
         self.governor = ThreadGovernor(self.config.cores, set_threads)
         self.manager = ModelManager(
             repository,
@@ -200,6 +246,7 @@ class DetectionService:
         *,
         full_size: bool = False,
         priority: Priority = Priority.HIGH,
+        hold: PixelHold | None = None,
     ) -> list[ImageResult]:
         """Detections for each image (encoded bytes, or ``(H, W, 3) uint8`` BGR arrays), in order.
 
@@ -213,13 +260,19 @@ class DetectionService:
         instances, after the waiting requests (see :mod:`visionserve.batching.batcher`), and is not
         refused while draining (only :meth:`close` stops it).
 
+        Before anything is decoded, the call reserves the pixels its images will hold from the
+        process-wide :class:`PixelBudget` (read from the headers; arrays count their own pixels).
+        They are given back when the call ends, or, with ``hold``, when the caller releases it
+        (for callers that keep the returned images, such as annotated answers and crops).
+
         A model that loads on demand is loaded (and warmed up) first.
 
         Raises :class:`ModelNotFoundError`, :class:`ModelNotReadyError` (not loaded, or its load failed),
         :class:`ShuttingDownError` (draining, ``HIGH`` only), :class:`InvalidParameterError` (no image, a bad array),
         :class:`ImageDecodeError`, :class:`ImageTooLargeError` (the message names the image when
-        there are several), :class:`OverloadedError` (queue full) or the model's
-        :class:`InferenceError`.
+        there are several; also when the images need more than the whole pixel budget),
+        :class:`OverloadedError` (queue full, or no share of the pixel budget in time) or the
+        model's :class:`InferenceError`.
         """
         started = time.perf_counter()
         if self.draining and priority is Priority.HIGH:
@@ -230,7 +283,32 @@ class DetectionService:
             raise InvalidParameterError("no image given")
         served.batcher.check_room(len(images), priority)  # refuse before decoding, not after
         target = served.spec.input
-        options = options or PredictOptions()
+        reservation = await self._reserve(images, target, full_size)
+        try:
+            outputs, sources = await self._run(served, images, options or PredictOptions(), full_size, priority)
+        except BaseException:
+            reservation.release()
+            raise
+        if hold is None:
+            reservation.release()
+        else:
+            hold.add(reservation)
+        total_ms = (time.perf_counter() - started) * 1000.0
+        return [
+            self._result(served.spec, output, total_ms, source) for output, source in zip(outputs, sources, strict=True)
+        ]
+
+    async def _run(
+        self,
+        served: ServedModel,
+        images: Sequence[bytes | BGRImage],
+        options: PredictOptions,
+        full_size: bool,
+        priority: Priority,
+    ) -> tuple[list[ItemResult], list[BGRImage | None]]:
+        """Decode ``images`` and run them through ``served``'s batcher; the results and, with
+        ``full_size``, each image at full size (else None)."""
+        target = served.spec.input
         sources: list[BGRImage | None] = [None] * len(images)
         first = images[0]
         if len(images) == 1 and isinstance(first, bytes) and not full_size and self._alone(served, priority):
@@ -245,11 +323,34 @@ class DetectionService:
             submitted = time.perf_counter()
             items = [BatchItem(image, options, submitted, decode_ms) for image, decode_ms, _ in decoded]
             sources = [source for _, _, source in decoded]
-        outputs = await served.infer(items, priority)
-        total_ms = (time.perf_counter() - started) * 1000.0
-        return [
-            self._result(served.spec, output, total_ms, source) for output, source in zip(outputs, sources, strict=True)
-        ]
+        return await served.infer(items, priority), sources
+
+    async def _reserve(
+        self, images: Sequence[bytes | BGRImage], target: InputSpec | None, full_size: bool
+    ) -> PixelReservation:
+        """The budget's reservation for the pixels ``images`` hold once decoded for ``target`` (and
+        at full size too with ``full_size``); an image whose header is bad raises here, named as
+        :meth:`_decode` names it."""
+        max_pixels = self.config.max_image_pixels
+
+        def count_all() -> int:
+            total = 0
+            for index, item in enumerate(images):
+                with _naming(index, len(images)):
+                    if isinstance(item, bytes | bytearray | memoryview):
+                        data = bytes(item)
+                        total += decoded_pixels(data, max_pixels, target)
+                        total += decoded_pixels(data, max_pixels, None) if full_size else 0
+                    else:
+                        total += _array_pixels(item)
+            return total
+
+        if len(images) == 1:
+            pixels = count_all()  # one header: cheaper than a thread hand-off
+        else:
+            pixels = await asyncio.get_running_loop().run_in_executor(self._pool, count_all)
+        what = "this image" if len(images) == 1 else f"these {len(images)} images"
+        return await self.budget.reserve(pixels, what)
 
     @staticmethod
     def _alone(served: ServedModel, priority: Priority) -> bool:
@@ -270,7 +371,7 @@ class DetectionService:
         and the full-size image when ``full_size`` (else None)."""
         started = time.perf_counter()
         source: BGRImage | None = None
-        try:
+        with _naming(index, count):
             if isinstance(item, bytes | bytearray | memoryview):
                 loop = asyncio.get_running_loop()
                 max_pixels = self.config.max_image_pixels
@@ -283,10 +384,6 @@ class DetectionService:
             else:
                 image = source = as_image(item)
                 decoded = DecodedImage(image, image.shape[1], image.shape[0])
-        except InputError as exc:
-            if count > 1:
-                raise type(exc)(f"image {index + 1} of {count}: {exc}") from exc
-            raise
         return decoded, (time.perf_counter() - started) * 1000.0, source
 
     @staticmethod

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from visionserve.api.auth import BodyKeyRealm
-from visionserve.api.deps import ServiceDep, SettingsDep
+from visionserve.api.deps import PixelHoldDep, ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import roboflow as rf
@@ -33,6 +33,7 @@ from visionserve.core.prediction import Prediction, classes_of
 from visionserve.errors import ImageTooLargeError, InputError
 from visionserve.models.labels import Labels
 from visionserve.outbound import OutboundPolicy, Target
+from visionserve.serving.pixel_budget import PixelHold
 from visionserve.serving.results import ImageResult, ModelState, ModelStatus
 from visionserve.serving.service import DetectionService
 from visionserve.settings import Settings
@@ -96,7 +97,7 @@ class _Answered(Generic[R]):
 
 
 async def _run(
-    request: Request, service: DetectionService, settings: Settings, schema: type[R], route: str
+    request: Request, service: DetectionService, settings: Settings, hold: PixelHold, schema: type[R], route: str
 ) -> _Answered[R]:
     """Parse (the API-key middleware has checked the key), check the model's task against ``route``
     (before any image is decoded), and predict at full size when a visualization is asked for."""
@@ -109,7 +110,7 @@ async def _run(
     options = parsed.options.to_predict_options(labels)
     visualize = bool(parsed.request.visualize_predictions)
     images = await _images(parsed, request.app.state.url_images, settings.max_body_bytes)
-    results = await service.detect(name, images, options, full_size=visualize)
+    results = await service.detect(name, images, options, full_size=visualize, hold=hold)
     iou = options.iou if options.iou is not None else spec.thresholds.iou
     return _Answered(parsed, labels, results, iou)
 
@@ -138,8 +139,8 @@ def _timing(result: ImageResult) -> tuple[tuple[int, int], float]:
 
 
 @router.post("/infer/object_detection", summary="Roboflow: object detection")
-async def infer(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    answered = await _run(request, service, settings, rf.ObjectDetectionRequest, "object_detection")
+async def infer(request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep) -> Response:
+    answered = await _run(request, service, settings, hold, rf.ObjectDetectionRequest, "object_detection")
     documents = []
     for result in answered.results:
         found = _boxes(answered, result)
@@ -150,8 +151,10 @@ async def infer(request: Request, service: ServiceDep, settings: SettingsDep) ->
 
 
 @router.post("/infer/instance_segmentation", summary="Roboflow: instance segmentation")
-async def infer_segmentation(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    answered = await _run(request, service, settings, rf.InstanceSegmentationRequest, "instance_segmentation")
+async def infer_segmentation(
+    request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep
+) -> Response:
+    answered = await _run(request, service, settings, hold, rf.InstanceSegmentationRequest, "instance_segmentation")
     mask_format = answered.parsed.request.response_mask_format
     documents = []
     for result in answered.results:
@@ -163,8 +166,8 @@ async def infer_segmentation(request: Request, service: ServiceDep, settings: Se
 
 
 @router.post("/infer/keypoints_detection", summary="Roboflow: keypoint detection")
-async def infer_keypoints(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    answered = await _run(request, service, settings, rf.KeypointsDetectionRequest, "keypoints_detection")
+async def infer_keypoints(request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep) -> Response:
+    answered = await _run(request, service, settings, hold, rf.KeypointsDetectionRequest, "keypoints_detection")
     threshold = answered.parsed.request.keypoint_confidence
     documents = []
     for result in answered.results:
@@ -176,8 +179,10 @@ async def infer_keypoints(request: Request, service: ServiceDep, settings: Setti
 
 
 @router.post("/infer/classification", summary="Roboflow: classification")
-async def infer_classification(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    answered = await _run(request, service, settings, rf.ClassificationRequest, "classification")
+async def infer_classification(
+    request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep
+) -> Response:
+    answered = await _run(request, service, settings, hold, rf.ClassificationRequest, "classification")
     documents = []
     for result in answered.results:
         classes = classes_of(result.prediction, result.model)

@@ -60,8 +60,12 @@ async def metadata(name: str, request: Request, service: ServiceDep, version: in
 @router.post("/{name}/versions/{version}:predict", summary="TF Serving: predict with a model version")
 async def predict(name: str, request: Request, service: ServiceDep, version: int | None = None) -> Response:
     _version(service, name, version, request)
-    # Nested-list pixels take seconds to parse: off the event loop.
-    parsed = await run_in_threadpool(tf.parse_predict_request, await request.body())
+    body = await request.body()
+    # Nested-list pixels expand about 40-fold as Python objects: bounded before parsing, and their
+    # cost held from the pixel budget while parsing (seconds: off the event loop).
+    list_cost = tf.list_pixel_bound(body) * tf.LIST_PIXEL_COST
+    async with await service.budget.reserve(list_cost, "the nested-list pixels of this request"):
+        parsed = await run_in_threadpool(tf.parse_predict_request, body)
     results = await service.detect(name, parsed.images)
     labels = service.labels(name)
     if service.spec(name).task is Task.CLASSIFY:

@@ -28,11 +28,17 @@ from visionserve.api.wire.common import ImageInput, as_bgr_image, decode_base64
 from visionserve.api.wire.jsonbody import parse_json
 from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
-from visionserve.errors import InvalidParameterError
+from visionserve.errors import ImageTooLargeError, InvalidParameterError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ColorOrder, Task
 from visionserve.render.mask_encoding import MaskFormat
 from visionserve.render.rows import box_rows, class_rows
+
+#: Pixels that one request may send as nested lists (1280x720 fits); larger images go as b64.
+MAX_LIST_PIXELS = 1_000_000
+#: What one nested-list pixel costs while it is parsed, in decoded pixels (3 bytes each): about 96
+#: bytes of Python lists and pointers, then 24 bytes of int64 array (measured with tracemalloc).
+LIST_PIXEL_COST = 40
 
 SIGNATURE_NAME = "serving_default"
 INPUT_NAME = "inputs"
@@ -149,6 +155,20 @@ def _columnar(value: Any) -> list[ImageInput]:
     if depth == 3:
         return [_pixels(value, "inputs")]
     return [_pixels(item, f"inputs[{i}]") for i, item in enumerate(value)]
+
+
+def list_pixel_bound(body: bytes) -> int:
+    """An upper bound on the pixels ``body`` sends as nested lists, found without parsing: each
+    such pixel is a list ``[r, g, b]`` and base64 never holds a ``[``, so the count of ``[`` bounds
+    them. Raises :class:`ImageTooLargeError` beyond :data:`MAX_LIST_PIXELS`, before any Python list
+    is built."""
+    bound = body.count(b"[")
+    if bound > MAX_LIST_PIXELS:
+        raise ImageTooLargeError(
+            f"images sent as nested pixel lists are limited to {MAX_LIST_PIXELS} pixels per request "
+            f'(this body may hold {bound}): send larger images as {{"b64": ...}}'
+        )
+    return bound
 
 
 def parse_predict_request(body: bytes) -> ParsedPredict:
