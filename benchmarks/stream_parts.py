@@ -23,8 +23,9 @@ from skimage import data
 from visionserve.core.detections import Detections
 from visionserve.models.labels import Labels
 from visionserve.streams.motion import MotionGate
+from visionserve.streams.spec import LineSpec, ZoneSpec
 from visionserve.streams.tracking import Tracker
-from visionserve.streams.zones import Counting, LineSpec, ZoneSpec
+from visionserve.streams.zones import Counting
 from visionserve.types import BGRImage
 
 T = TypeVar("T")

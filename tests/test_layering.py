@@ -70,7 +70,7 @@ FORBIDDEN_INTERNAL = {
     **{f"streams/{pure}.py": ("visionserve.api", "visionserve.serving", "visionserve.jobs", "visionserve.storage",
                               "visionserve.batching", "visionserve.streams.session", "visionserve.streams.hub",
                               "visionserve.streams.sources")
-       for pure in ("kalman", "tracking", "zones", "motion", "overlays")},
+       for pure in ("kalman", "tracking", "zones", "motion", "overlays", "analysis")},
 }  # fmt: skip
 
 

@@ -10,7 +10,8 @@ from visionserve.core.detections import Detections
 from visionserve.models.labels import Labels
 from visionserve.render.annotators import LabelAnnotator, annotators_for, render
 from visionserve.streams.overlays import LineAnnotator, ZoneAnnotator, counting_annotators
-from visionserve.streams.zones import Counting, LineCounter, LineSpec, ZoneCounter, ZoneSpec
+from visionserve.streams.spec import LineSpec, ZoneSpec
+from visionserve.streams.zones import Counting, LineCounter, ZoneCounter
 
 LABELS = Labels.from_list(["person", "car"])
 SQUARE = [(100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0)]

@@ -1,9 +1,9 @@
 """Zones and lines: how many tracked objects are inside a polygon, how many crossed a line each way.
 
-Both are configured in source pixels by :class:`ZoneSpec` and :class:`LineSpec` (pydantic models, so a
-stream request or the settings file can carry them), and fed each processed frame's detections after
-the tracker. Only confirmed tracks count (rows with ``tracker_id >= 0``): a tentative track, often a
-false positive, never does. Each object is reduced to one *anchor* point, by default the bottom centre
+Both are configured in source pixels by the stream's :class:`~visionserve.streams.spec.ZoneSpec` and
+:class:`~visionserve.streams.spec.LineSpec`, and fed each processed frame's detections after the
+tracker. Only confirmed tracks count (rows with ``tracker_id >= 0``): a tentative track, often a false
+positive, never does. Each object is reduced to one *anchor* point, by default the bottom centre
 of its box, where it stands on the ground.
 
 - A zone's occupancy is the number of confirmed tracks whose anchor is inside its polygon, per class.
@@ -28,15 +28,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError
 from visionserve.models.labels import Labels
 from visionserve.pipeline import resolve_classes
+from visionserve.streams.spec import LineSpec, ZoneSpec
 
 Float64Array = npt.NDArray[np.float64]
-Point = tuple[float, float]
 
 
 class Anchor(StrEnum):
@@ -44,41 +43,6 @@ class Anchor(StrEnum):
 
     BOTTOM_CENTER = "bottom_center"
     CENTER = "center"
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    name: str = Field(min_length=1, max_length=64)
-    #: Label names or class ids that count; None: every class.
-    classes: list[str | int] | None = Field(default=None, min_length=1)
-
-
-class ZoneSpec(_Spec):
-    """A named polygon in source pixels: ``[[x, y], ...]``, at least 3 points and a non-zero area."""
-
-    polygon: list[Point] = Field(min_length=3, max_length=256)
-
-    @model_validator(mode="after")
-    def _has_area(self) -> ZoneSpec:
-        xy = np.array(self.polygon, dtype=np.float64)
-        area = 0.5 * abs(float(np.dot(xy[:, 0], np.roll(xy[:, 1], -1)) - np.dot(xy[:, 1], np.roll(xy[:, 0], -1))))
-        if area <= 0:
-            raise ValueError(f"zone {self.name!r}: the polygon has no area")
-        return self
-
-
-class LineSpec(_Spec):
-    """A named segment ``start -> end`` in source pixels; its direction defines in and out."""
-
-    start: Point
-    end: Point
-
-    @model_validator(mode="after")
-    def _has_length(self) -> LineSpec:
-        if self.start == self.end:
-            raise ValueError(f"line {self.name!r}: start and end are the same point")
-        return self
 
 
 def anchor_points(xyxy: npt.NDArray[np.floating], anchor: Anchor = Anchor.BOTTOM_CENTER) -> Float64Array:
@@ -117,10 +81,17 @@ def _count_map(counts: Mapping[int, int], labels: Labels) -> Mapping[str, int]:
     return MappingProxyType({labels.name(c): n for c, n in sorted(counts.items())})
 
 
-def _classes(spec: _Spec, labels: Labels) -> frozenset[int] | None:
+def _classes(spec: ZoneSpec | LineSpec, labels: Labels) -> frozenset[int] | None:
     if spec.classes is None:
         return None
-    return resolve_classes([str(c) for c in spec.classes], labels)
+    return resolve_classes(spec.classes, labels)
+
+
+def _finite_points(what: str, points: Sequence[tuple[float, float]]) -> Float64Array:
+    xy = np.array(points, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(xy).all():
+        raise InvalidParameterError(f"{what}: coordinates must be finite numbers")
+    return xy
 
 
 def _allowed(detections: Detections, classes: frozenset[int] | None) -> npt.NDArray[np.bool_]:
@@ -179,11 +150,17 @@ class CountsSnapshot:
 
 
 class ZoneCounter:
-    """The occupancy of one zone, recomputed on each frame."""
+    """The occupancy of one zone, recomputed on each frame.
+
+    Raises :class:`InvalidParameterError` for a polygon without area or with coordinates that are not
+    finite, and for an unknown class."""
 
     def __init__(self, spec: ZoneSpec, labels: Labels, anchor: Anchor = Anchor.BOTTOM_CENTER) -> None:
         self.spec = spec
-        self.polygon = np.array(spec.polygon, dtype=np.float64)
+        self.polygon = _finite_points(f"zone {spec.name!r}", spec.polygon)
+        x, y = self.polygon[:, 0], self.polygon[:, 1]
+        if abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) <= 0:  # twice the shoelace area
+            raise InvalidParameterError(f"zone {spec.name!r}: the polygon has no area")
         self._labels = labels
         self._classes = _classes(spec, labels)
         self._anchor = anchor
@@ -220,14 +197,18 @@ class _Seen:
 
 
 class LineCounter:
-    """Crossings of one line by confirmed tracks; tracks unseen for ``memory_frames`` are forgotten."""
+    """Crossings of one line by confirmed tracks; tracks unseen for ``memory_frames`` are forgotten.
+
+    Raises :class:`InvalidParameterError` when start and end are the same point or not finite, and
+    for an unknown class."""
 
     def __init__(
         self, spec: LineSpec, labels: Labels, anchor: Anchor = Anchor.BOTTOM_CENTER, memory_frames: int = 900
     ) -> None:
         self.spec = spec
-        self.start = np.array(spec.start, dtype=np.float64)
-        self.end = np.array(spec.end, dtype=np.float64)
+        self.start, self.end = _finite_points(f"line {spec.name!r}", [spec.start, spec.end])
+        if np.array_equal(self.start, self.end):
+            raise InvalidParameterError(f"line {spec.name!r}: start and end are the same point")
         self._labels = labels
         self._classes = _classes(spec, labels)
         self._anchor = anchor
@@ -284,7 +265,8 @@ class LineCounter:
 class Counting:
     """All zones and lines of one stream, updated together.
 
-    Raises :class:`InvalidParameterError` when two zones or lines share a name or a class is unknown.
+    Raises :class:`InvalidParameterError` when two zones or lines share a name, or for any error of
+    :class:`ZoneCounter` and :class:`LineCounter`.
     """
 
     def __init__(
@@ -294,7 +276,7 @@ class Counting:
         labels: Labels,
         anchor: Anchor = Anchor.BOTTOM_CENTER,
     ) -> None:
-        names = [spec.name for spec in (*zones, *lines)]
+        names = [zone.name for zone in zones] + [line.name for line in lines]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InvalidParameterError(f"zone and line names must be unique, repeated: {', '.join(duplicates)}")
