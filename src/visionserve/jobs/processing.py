@@ -47,6 +47,7 @@ from visionserve.jobs.model import (
 )
 from visionserve.jobs.records import item_records
 from visionserve.jobs.store import ArtifactStore, JobStore
+from visionserve.jobs.video import VideoProcessor
 from visionserve.render.annotators import annotators_for, crops, render
 from visionserve.types import BGRImage
 
@@ -71,8 +72,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class ProcessorConfig:
+    """``max_video_frames`` caps the frames read from one video (submission checks it too)."""
+
     worker: str
     max_attempts: int = 3
+    max_video_frames: int = 108_000
 
 
 def encode_jpeg(image: BGRImage) -> bytes:
@@ -103,6 +107,7 @@ class ItemProcessor:
         self._on_ended = on_ended
         self._fetcher = fetcher
         self._clock = clock
+        self._video = VideoProcessor(artifacts, models, config.max_video_frames)
 
     def process(self, job_id: str, index: int) -> Outcome:
         """Process item ``index`` of ``job_id`` if it can be claimed. Raises :class:`StorageError` when
@@ -161,6 +166,8 @@ class ItemProcessor:
         start = time.perf_counter()
         data = self._read(claim)
         fetched = time.perf_counter()
+        if claim.options.video is not None:
+            return self._video.run(claim, data, (fetched - start) * 1000.0)
         options = claim.options
         keep_pixels = options.crops or options.annotate
         detected = self._models.detect(claim.model, data, options.predict_options(), keep_pixels)
