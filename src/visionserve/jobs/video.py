@@ -7,7 +7,9 @@ job holds in a few megabytes (each detection is one row ``[track_id, class_id, s
 y2]``), where a row per detection would add tens of thousands of database rows per job.
 
 - ``frames.json``: ``{"frames": [{"frame": i, "time_s": t, "detections": [[...], ...]}, ...]}``;
-- ``video.json``: the video's info, frames processed, tracks summary and zone and line counts;
+- ``video.json``: the video's info, frames processed, tracks summary, the counts after the last frame
+  (line crossings over the whole video, zone occupancy on the last frame) and each zone's peak
+  occupancy;
 - ``annotated.mp4``: the processed frames drawn (boxes, labels with track ids, zones, lines);
 - ``progress.json``: ``{"frames_done", "frames_total"}``, rewritten every :data:`PROGRESS_EVERY` frames.
 
@@ -99,6 +101,7 @@ class _Results:
     frames: list[dict[str, Any]] = field(default_factory=list)
     tracks: dict[int, TrackSummary] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
+    zone_peaks: dict[str, int] = field(default_factory=dict)
     detections: int = 0
     labels: Labels = field(default_factory=lambda: Labels({}))
 
@@ -108,6 +111,8 @@ class _Results:
         self.detections += len(rows)
         if counts is not None:
             self.counts = counts
+            for zone in counts["zones"]:
+                self.zone_peaks[zone["name"]] = max(self.zone_peaks.get(zone["name"], 0), int(zone["total"]))
         for track, class_id, *_ in rows:
             if track < 0:
                 continue
@@ -220,6 +225,7 @@ class VideoProcessor:
             "detections": results.detections,
             "tracks": [track.to_dict(k, labels) for k, track in sorted(results.tracks.items())],
             "counts": results.counts,
+            "zone_peaks": results.zone_peaks,
         }
         self._artifacts.put(video_key(job_id, "video.json"), json.dumps(summary).encode())
 
