@@ -26,6 +26,7 @@ from visionserve.errors import (
     InferenceError,
     InputError,
     JobNotFoundError,
+    JobStateError,
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
@@ -107,7 +108,7 @@ class ItemProcessor:
         self._on_ended = on_ended
         self._fetcher = fetcher
         self._clock = clock
-        self._video = VideoProcessor(artifacts, models, config.max_video_frames)
+        self._video = VideoProcessor(artifacts, models, config.max_video_frames, active=self._active)
 
     def process(self, job_id: str, index: int) -> Outcome:
         """Process item ``index`` of ``job_id`` if it can be claimed. Raises :class:`StorageError` when
@@ -130,6 +131,8 @@ class ItemProcessor:
             output = self._run(claim)
         except (StorageError, ShuttingDownError, OverloadedError):
             raise
+        except JobStateError:  # the job was cancelled or failed while its video was processed
+            return Outcome.STALE
         except (InputError, InferenceError, JobNotFoundError) as exc:
             return self._fail(claim, str(exc))
         except Exception as exc:  # an untranslated runtime error must not leave the item claimed forever
@@ -138,6 +141,10 @@ class ItemProcessor:
         committed = self._store.commit(claim, output, self._config.worker, self._clock())
         self._end_if_complete(job_id)
         return Outcome.DONE if committed else Outcome.STALE
+
+    def _active(self, job_id: str) -> bool:
+        """Whether ``job_id`` is still queued or running (a long video stops early when it is not)."""
+        return not self._store.get(job_id).state.terminal
 
     def _fail_job(self, job_id: str, error: str) -> Outcome:
         ended = self._store.fail_job(job_id, error, self._clock())

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from visionserve.core.detections import Detections
-from visionserve.errors import BadVideoError, WrongTaskError
+from visionserve.errors import BadVideoError, JobStateError, WrongTaskError
 from visionserve.jobs.detectors import ItemDetector
 from visionserve.jobs.model import Claim, ItemOutput, ItemTimings, job_prefix
 from visionserve.jobs.store import ArtifactStore
@@ -140,7 +140,8 @@ def read_frames(capture: cv2.VideoCapture, stride: int, limit: int) -> Iterator[
 
 class VideoProcessor:
     """Runs one video item; ``max_frames`` caps the frames read, ``batch_frames`` the frames of one
-    inference call."""
+    inference call. ``active(job_id)`` is asked at every progress update whether the job still wants
+    the result (it was not cancelled); when it does not, processing stops with :class:`JobStateError`."""
 
     def __init__(
         self,
@@ -148,11 +149,13 @@ class VideoProcessor:
         models: ItemDetector,
         max_frames: int = 108_000,
         batch_frames: int = BATCH_FRAMES,
+        active: Callable[[str], bool] = lambda job_id: True,
     ) -> None:
         self._artifacts = artifacts
         self._models = models
         self._max_frames = max_frames
         self._batch = batch_frames
+        self._active = active
 
     def run(self, claim: Claim, data: bytes, fetch_ms: float) -> ItemOutput:
         """Process the video ``data`` of ``claim``; the item's output. Raises :class:`BadVideoError`
@@ -207,6 +210,8 @@ class VideoProcessor:
                 raise WrongTaskError("video jobs need a model that finds boxes (detect, segment or pose)")
             run.frame(index, index / fps, frame, prediction, found.labels)
         if len(run.results.frames) // PROGRESS_EVERY != before:
+            if not self._active(run.claim.job_id):
+                raise JobStateError(f"job {run.claim.job_id} ended while its video was processed")
             self._progress(run.claim.job_id, len(run.results.frames), max(expected, len(run.results.frames)))
         return found.inference_ms
 
