@@ -3,18 +3,21 @@ frames, and cancellation of a video in progress."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.factories import classifier_model_folder
 from tests.jobs_support import PLUGIN_MODEL, wait_for
 from tests.streams_support import write_moving_video
 from tests.unit.test_jobs_service import Setup, ended, make_setup
 
-from visionserve.errors import BadVideoError, ImageTooLargeError, InvalidParameterError
+from visionserve.errors import BadVideoError, ImageTooLargeError, InvalidParameterError, WrongTaskError
 from visionserve.jobs.model import ItemState, JobInput, JobOptions, JobQuery, JobState, NewJob
 from visionserve.jobs.service import JobLimits
 from visionserve.jobs.video_model import VideoOptions, probe_video
+from visionserve.models.repository import ModelRepository
 from visionserve.streams.spec import LineSpec, ZoneSpec
 
 LINE = LineSpec(name="middle", start=(160, 0), end=(160, 240))
@@ -105,3 +108,14 @@ def test_a_video_job_succeeds_with_its_summary(tmp_path: Path, slow: Setup) -> N
     assert status is not None and status["frames_done"] == status["frames_total"] == 10
     assert service.videos.frames(final, 0, 3)["total"] == 10
     assert service.results(job.id)["video"]["frames_processed"] == 10
+
+
+def test_a_classifier_cannot_run_a_video_job(tmp_path: Path, slow: Setup) -> None:
+    classifier_model_folder(tmp_path / "models", "tiny-cls")
+    setup = dataclasses.replace(slow, repository=ModelRepository.scan(tmp_path / "models"))
+    service = setup.service()
+    video = write_moving_video(tmp_path / "moving.mp4", 4, 4.0)
+    new = dataclasses.replace(video_job(video), model="tiny-cls")
+    with pytest.raises(WrongTaskError, match="classifier"):
+        service.submit(new)
+    assert service.list_jobs(JobQuery()).total == 0
