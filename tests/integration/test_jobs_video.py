@@ -114,6 +114,8 @@ def test_bad_video_parameters_are_clear_422s(http: httpx.Client, video: bytes) -
     cases = [
         submit(http, video, lines=json.dumps([LINE]), track="false"),
         submit(http, video, zones="not json"),
+        submit(http, video, lines=json.dumps([{**LINE, "end": LINE["start"]}])),
+        submit(http, video, zones=json.dumps([{**ZONE, "classes": ["unicorn"]}])),
         submit(http, video, frame_stride="0"),
         http.post(
             "/v1/jobs",

@@ -185,7 +185,7 @@ class JobService:
             options = dataclasses.replace(options, classes=tuple(sorted(resolve_classes(classes, spec_labels(spec)))))
         self._check(new)
         if options.video is not None:
-            self.videos.check(new, spec.task)
+            self.videos.check(new, spec.task, spec_labels(spec))
         job_id = new_job_id()
         try:
             self._store_inputs(job_id, new.inputs, options.video)

@@ -11,7 +11,9 @@ from visionserve.jobs.model import Job, NewJob, check_job_id
 from visionserve.jobs.store import ArtifactStore
 from visionserve.jobs.video import probe_bytes, video_key
 from visionserve.jobs.video_model import VideoInfo
+from visionserve.models.labels import Labels
 from visionserve.models.spec import Task
+from visionserve.streams.zones import Counting
 
 API_PREFIX = "/v1/jobs"
 
@@ -24,13 +26,17 @@ class VideoJobs:
         self._max_frames = max_frames
 
     @staticmethod
-    def check(new: NewJob, task: Task) -> None:
-        """A video job has one uploaded video and a model that finds boxes; else
-        :class:`InvalidParameterError` (or :class:`WrongTaskError`)."""
+    def check(new: NewJob, task: Task, labels: Labels) -> None:
+        """A video job has one uploaded video, a model that finds boxes, and zones and lines that count
+        (no degenerate shape, no class the model lacks); else :class:`InvalidParameterError` (or
+        :class:`WrongTaskError`), before anything is stored."""
         if len(new.inputs) != 1 or new.inputs[0].url is not None:
             raise InvalidParameterError("a video job takes exactly one uploaded video (field 'video'), and no URL")
         if task is Task.CLASSIFY:
             raise WrongTaskError("video jobs need a model that finds boxes (detect, segment or pose), not a classifier")
+        video = new.options.video
+        if video is not None:
+            Counting(video.zones, video.lines, labels)  # raises what the worker would raise later
 
     def accept(self, job_id: str, data: bytes, frame_stride: int) -> VideoInfo:
         """Probe the stored video ``data`` of ``job_id`` and record its progress as not started.
