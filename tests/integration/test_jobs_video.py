@@ -86,8 +86,12 @@ def test_a_video_job_tracks_counts_and_draws_the_moving_photo(http: httpx.Client
     assert decoded == FRAMES
 
 
-def test_frame_stride_processes_every_nth_frame(http: httpx.Client, video: bytes) -> None:
-    job = finished(http, submit(http, video, frame_stride="4", track="false"))
+@pytest.mark.parametrize("fields", [{"frame_stride": "4"}, {"max_fps": "2.5"}, {"max_fps": "3", "frame_stride": "4"}])
+def test_frame_stride_and_max_fps_process_every_nth_frame(
+    http: httpx.Client, video: bytes, fields: dict[str, str]
+) -> None:
+    job = finished(http, submit(http, video, track="false", **fields))
+    assert job["video"]["frames_total"] == FRAMES // 4 and job["video"]["frame_stride"] == 4
     assert job["video"]["frames_processed"] == FRAMES // 4
     page = http.get(job["video"]["frames_url"]).json()
     assert [f["frame"] for f in page["frames"]] == list(range(0, FRAMES, 4))
@@ -117,6 +121,7 @@ def test_bad_video_parameters_are_clear_422s(http: httpx.Client, video: bytes) -
         submit(http, video, lines=json.dumps([{**LINE, "end": LINE["start"]}])),
         submit(http, video, zones=json.dumps([{**ZONE, "classes": ["unicorn"]}])),
         submit(http, video, frame_stride="0"),
+        submit(http, video, max_fps="0"),
         http.post(
             "/v1/jobs",
             files=[("image", ("a.png", video, "image/png"))],

@@ -38,7 +38,7 @@ def video_job(path: Path, **options: object) -> NewJob:
 
 
 def test_video_options_survive_the_database_and_old_jobs_have_none() -> None:
-    options = JobOptions(conf=0.3, video=VideoOptions(3, True, (ZONE,), (LINE,)))
+    options = JobOptions(conf=0.3, video=VideoOptions(3, True, (ZONE,), (LINE,), max_fps=7.5))
     assert JobOptions.from_dict(options.to_dict()) == options
     old = options.to_dict()
     del old["video"]
@@ -47,8 +47,8 @@ def test_video_options_survive_the_database_and_old_jobs_have_none() -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"frame_stride": 0}, {"track": False, "lines": (LINE,)}, {"zones": (ZONE, ZONE)}],
-    ids=["stride", "lines-untracked", "duplicate-names"],
+    [{"frame_stride": 0}, {"max_fps": 0.0}, {"track": False, "lines": (LINE,)}, {"zones": (ZONE, ZONE)}],
+    ids=["stride", "max-fps", "lines-untracked", "duplicate-names"],
 )
 def test_bad_video_options_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(InvalidParameterError):
@@ -119,3 +119,20 @@ def test_a_classifier_cannot_run_a_video_job(tmp_path: Path, slow: Setup) -> Non
     with pytest.raises(WrongTaskError, match="classifier"):
         service.submit(new)
     assert service.list_jobs(JobQuery()).total == 0
+
+
+@pytest.mark.parametrize(
+    ("stride", "max_fps", "fps", "expected"),
+    [
+        (1, None, 30.0, 1),
+        (1, 10.0, 30.0, 3),
+        (1, 7.0, 30.0, 5),
+        (4, 10.0, 30.0, 4),
+        (1, 60.0, 30.0, 1),
+        (2, 5.0, 0.0, 2),
+    ],
+)
+def test_the_stride_is_the_larger_of_frame_stride_and_max_fps(
+    stride: int, max_fps: float | None, fps: float, expected: int
+) -> None:
+    assert VideoOptions(frame_stride=stride, max_fps=max_fps).stride(fps) == expected

@@ -215,7 +215,7 @@ class JobService:
                 raise ImageTooLargeError(self._too_large(one.name, len(data), video))
             self.artifacts.put(input_key(job_id, index), data)
             if video is not None:
-                self.videos.accept(job_id, data, video.frame_stride)
+                self.videos.accept(job_id, data, video)
 
     def _max_bytes(self, video: VideoOptions | None) -> int:
         return self.limits.max_image_bytes if video is None else self.limits.max_video_bytes

@@ -168,7 +168,7 @@ class VideoProcessor:
             output = Path(folder) / "annotated.mp4"
             results, inference_ms = self._process(claim, info, options, source, output)
             self._artifacts.put(video_key(claim.job_id, "annotated.mp4"), output.read_bytes())
-        self._store(claim.job_id, info, options, results)
+        self._store(claim.job_id, info, options.stride(info.fps), results)
         total_ms = (time.perf_counter() - started) * 1000.0 + fetch_ms
         timings = ItemTimings(fetch_ms=fetch_ms, inference_ms=inference_ms, total_ms=total_ms)
         return ItemOutput(info.width, info.height, (), timings)
@@ -176,7 +176,7 @@ class VideoProcessor:
     def _process(
         self, claim: Claim, info: VideoInfo, options: VideoOptions, source: Path, output: Path
     ) -> tuple[_Results, float]:
-        stride = options.frame_stride
+        stride = options.stride(info.fps)
         total = min(info.frames, self._max_frames) if info.frames else self._max_frames
         expected = (total + stride - 1) // stride
         fps = info.fps or 25.0
@@ -219,13 +219,13 @@ class VideoProcessor:
         document = {"frames_done": done, "frames_total": total}
         self._artifacts.put(video_key(job_id, "progress.json"), json.dumps(document).encode())
 
-    def _store(self, job_id: str, info: VideoInfo, options: VideoOptions, results: _Results) -> None:
+    def _store(self, job_id: str, info: VideoInfo, stride: int, results: _Results) -> None:
         labels = results.labels
         frames = json.dumps({"frames": results.frames}, separators=(",", ":")).encode()
         self._artifacts.put(video_key(job_id, "frames.json"), frames)
         summary = {
             "info": info.to_dict(),
-            "frame_stride": options.frame_stride,
+            "frame_stride": stride,
             "frames_processed": len(results.frames),
             "detections": results.detections,
             "tracks": [track.to_dict(k, labels) for k, track in sorted(results.tracks.items())],

@@ -10,7 +10,7 @@ from visionserve.errors import InvalidParameterError, JobNotFoundError, WrongTas
 from visionserve.jobs.model import Job, NewJob, check_job_id
 from visionserve.jobs.store import ArtifactStore
 from visionserve.jobs.video import probe_bytes, video_key
-from visionserve.jobs.video_model import VideoInfo
+from visionserve.jobs.video_model import VideoInfo, VideoOptions
 from visionserve.models.labels import Labels
 from visionserve.models.spec import Task
 from visionserve.streams.zones import Counting
@@ -38,14 +38,15 @@ class VideoJobs:
         if video is not None:
             Counting(video.zones, video.lines, labels)  # raises what the worker would raise later
 
-    def accept(self, job_id: str, data: bytes, frame_stride: int) -> VideoInfo:
+    def accept(self, job_id: str, data: bytes, options: VideoOptions) -> VideoInfo:
         """Probe the stored video ``data`` of ``job_id`` and record its progress as not started.
         Raises :class:`~visionserve.errors.BadVideoError` when it is not a readable video, and
         :class:`InvalidParameterError` when it has more frames than the limit."""
         info = probe_bytes(data)
         if info.frames > self._max_frames:
             raise InvalidParameterError(f"the video has {info.frames} frames; the limit is {self._max_frames}")
-        expected = (info.frames + frame_stride - 1) // frame_stride
+        stride = options.stride(info.fps)
+        expected = (info.frames + stride - 1) // stride
         self._put_json(video_key(job_id, "progress.json"), {"frames_done": 0, "frames_total": expected})
         return info
 

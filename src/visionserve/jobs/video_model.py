@@ -8,6 +8,7 @@ line crossings) at every range border. Nothing here runs a model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +22,28 @@ from visionserve.streams.spec import LineSpec, ZoneSpec
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """Every ``frame_stride``-th frame is processed (1: all of them); ``track`` gives stable track
-    ids; ``zones`` and ``lines`` count objects as a stream's do (lines need ``track``)."""
+    """Every ``frame_stride``-th frame is processed (1: all of them), and at most ``max_fps`` frames
+    per second of video (None: no cap; the larger of the two strides wins, see :meth:`stride`);
+    ``track`` gives stable track ids; ``zones`` and ``lines`` count objects as a stream's do (lines
+    need ``track``)."""
 
     frame_stride: int = 1
     track: bool = True
     zones: tuple[ZoneSpec, ...] = ()
     lines: tuple[LineSpec, ...] = ()
+    max_fps: float | None = None
+
+    def stride(self, fps: float) -> int:
+        """The stride for a video of ``fps`` frames per second (0: unknown, ``max_fps`` is then ignored)."""
+        if self.max_fps is None or fps <= 0:
+            return self.frame_stride
+        return max(self.frame_stride, math.ceil(fps / self.max_fps - 1e-9))
 
     def __post_init__(self) -> None:
         if not 1 <= self.frame_stride <= 10_000:
             raise InvalidParameterError(f"frame_stride must be between 1 and 10000, got {self.frame_stride}")
+        if self.max_fps is not None and not 0 < self.max_fps <= 1000:
+            raise InvalidParameterError(f"max_fps must be above 0 and at most 1000, got {self.max_fps}")
         if self.lines and not self.track:
             raise InvalidParameterError("lines count tracked objects: they need track=true")
         for kind, shapes in (("zones", self.zones), ("lines", self.lines)):
@@ -45,6 +57,7 @@ class VideoOptions:
             "track": self.track,
             "zones": [zone.model_dump() for zone in self.zones],
             "lines": [line.model_dump() for line in self.lines],
+            "max_fps": self.max_fps,
         }
 
     @classmethod
@@ -54,6 +67,7 @@ class VideoOptions:
             track=bool(data.get("track", True)),
             zones=tuple(ZoneSpec.model_validate(zone) for zone in data.get("zones", ())),
             lines=tuple(LineSpec.model_validate(line) for line in data.get("lines", ())),
+            max_fps=None if data.get("max_fps") is None else float(data["max_fps"]),
         )
 
 

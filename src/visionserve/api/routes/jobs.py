@@ -4,7 +4,7 @@
 JSON body ``{"urls": [...], ...}``) with the options ``model``, ``conf``, ``iou``, ``classes``,
 ``max_det``, ``top_k``, ``mask_format``, ``crops``, ``annotate``, ``webhook_url`` (form fields, JSON
 keys or query parameters). A multipart file field ``video`` instead makes a video job, with
-``frame_stride``, ``track``, and ``zones`` and ``lines`` (JSON lists, as a stream's);
+``frame_stride``, ``max_fps``, ``track``, and ``zones`` and ``lines`` (JSON lists, as a stream's);
 stores everything and answers 202 with the queued job at once. The routes only parse and render:
 the :class:`~visionserve.jobs.service.JobService` in ``app.state.jobs`` does the work, in a thread
 (it blocks on the database).
@@ -79,6 +79,7 @@ class JobParams(BaseModel):
     webhook_url: str | None = Field(None, max_length=2000)
     urls: list[str] = Field(default_factory=list)
     frame_stride: int = Field(1, ge=1, le=10_000)
+    max_fps: float | None = Field(None, gt=0, le=1000)
     track: bool = True
     zones: list[ZoneSpec] = Field(default_factory=list, max_length=100)
     lines: list[LineSpec] = Field(default_factory=list, max_length=100)
@@ -108,9 +109,12 @@ def parse_params(values: Mapping[str, Any]) -> JobParams:
 def _video_options(params: JobParams, video: bool) -> VideoOptions | None:
     """The video options of a job with an uploaded video; zones, lines or a stride without one are refused."""
     if video:
-        return VideoOptions(params.frame_stride, params.track, tuple(params.zones), tuple(params.lines))
-    if params.zones or params.lines or params.frame_stride != 1:
-        raise InvalidParameterError(f"zones, lines and frame_stride apply to a video job (file field {VIDEO_FIELD!r})")
+        zones, lines = tuple(params.zones), tuple(params.lines)
+        return VideoOptions(params.frame_stride, params.track, zones, lines, params.max_fps)
+    if params.zones or params.lines or params.frame_stride != 1 or params.max_fps is not None:
+        raise InvalidParameterError(
+            f"zones, lines, frame_stride and max_fps apply to a video job (file field {VIDEO_FIELD!r})"
+        )
     return None
 
 
