@@ -170,9 +170,13 @@ def test_a_camera_cut_mid_stream_reconnects_and_nothing_leaks(server: ServerProc
         for sid in (stream_id, second):
             assert client.delete(f"/v1/streams/{sid}").status_code == 204
         assert client.get("/v1/streams").json() == {"streams": []}
+        # Descriptors (captures, sockets) must come back exactly. Threads may exceed the baseline by one:
+        # on a loaded machine the default executor can start one more worker (kept for the server's life
+        # by design); a reader that outlived its stream would leak one thread for each of the two streams.
+        fds_before, threads_before = before
         wait_for(
-            lambda: all(now <= then for now, then in zip(process_counts(pid), before, strict=True)),
-            what=f"descriptors and threads back to {before}",
+            lambda: process_counts(pid)[0] <= fds_before and process_counts(pid)[1] <= threads_before + 1,
+            what=f"descriptors back to {fds_before} and threads to at most {threads_before + 1}",
         )
     finally:
         camera.close()
