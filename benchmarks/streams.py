@@ -4,9 +4,9 @@ The seed pattern (:mod:`benchmarks.baselines.flask_stream`) is a Flask generator
 own ``cv2.VideoCapture`` and runs the model on every frame. Both play generated 640x480 videos at 25 fps
 (the astronaut photo moving across a grey frame, looped) to MJPEG viewers that read every byte, for 1, 2
 and 4 viewers of one source and 1 to 4 sources of one viewer each. Per cell: JPEG frames per second each
-viewer got, forward passes per source frame, the server process's CPU time per wall second, and the
-latency from the frame read to its JPEG out (visionserve: the stream's own stats over its recent frames;
-seed: every frame of the window). Then two runs:
+viewer got, forward passes per source frame ("pass/src") and per JPEG frame a viewer got ("pass/out"),
+the server process's CPU time per wall second, and the latency from the frame read to its JPEG out
+(visionserve: the stream's own stats over its recent frames; seed: every frame of the window). Then:
 - "long": 4 sources (more than the model keeps up with on 2 cores), latency p95 in each 10 s window;
 - "motion": one stream on a mostly static video (the photo moves in 1 s of every 10), with and without
   ``motion: true``: CPU per stream.
@@ -108,7 +108,9 @@ def windows(viewers: list[Viewer], pid: int, seconds: Sequence[float], sample: A
         after = sample(None, None, 0)
         wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
         got = [v.parts - p for v, p in zip(viewers, parts, strict=True)]
-        out.append({"fps": float(np.mean(got)) / wall, "cpu": cpu / wall, **sample(before, after, wall)})
+        result = {"fps": float(np.mean(got)) / wall, "cpu": cpu / wall, **sample(before, after, wall)}
+        result["per_out"] = result.pop("inferences") / max(1, sum(got))
+        out.append(result)
     return out
 
 
@@ -129,6 +131,7 @@ def visionserve_cell(
         read = sum(a["frames_read"] - b["frames_read"] for a, b in zip(after, before, strict=True))
         passes = sum(a["inferences"] - b["inferences"] for a, b in zip(after, before, strict=True))
         return {
+            "inferences": passes,
             "passes": passes / max(1, read),
             "p50": float(np.mean([a["latency_ms"]["p50"] for a in after])),
             "p95": float(max(a["latency_ms"]["p95"] for a in after)),
@@ -152,6 +155,7 @@ def seed_cell(base: str, pid: int, layout: Sequence[int], seconds: Sequence[floa
         recent = httpx.get(f"{base}/stats", params={"since": before["at"]}).json()["samples"]
         latencies = np.asarray([s[1] for s in recent if s[0] <= after["at"]]) * 1000.0
         return {
+            "inferences": after["inferences"] - before["inferences"],
             "passes": (after["inferences"] - before["inferences"]) / (FPS * wall * len(layout)),
             "p50": float(np.percentile(latencies, 50)),
             "p95": float(np.percentile(latencies, 95)),
@@ -164,11 +168,13 @@ def seed_cell(base: str, pid: int, layout: Sequence[int], seconds: Sequence[floa
 
 LAYOUTS = {"1 source, 1 viewer": [1], "1 source, 2 viewers": [2], "1 source, 4 viewers": [4]}
 LAYOUTS |= {f"{n} sources, 1 viewer each": [1] * n for n in (2, 3, 4)}
-HEADER = f"{'server':12} {'cell':26} {'fps/view':>8} {'passes/f':>9} {'cpu':>6} {'p50 ms':>8} {'p95 ms':>8}"
+_COLUMNS = ("fps/view", "pass/src", "pass/out", "cpu", "p50 ms", "p95 ms")
+HEADER = f"{'server':12} {'cell':26} " + " ".join(f"{c:>8}" for c in _COLUMNS)
 
 
 def _row(name: str, cell: str, r: dict[str, Any]) -> str:
-    return f"{name:12} {cell:26} {r['fps']:8.1f} {r['passes']:9.2f} {r['cpu']:6.2f} {r['p50']:8.0f} {r['p95']:8.0f}"
+    numbers = f"{r['fps']:8.1f} {r['passes']:8.2f} {r['per_out']:8.2f} {r['cpu']:8.2f} {r['p50']:8.0f} {r['p95']:8.0f}"
+    return f"{name:12} {cell:26} {numbers}"
 
 
 def servers(folder: Path) -> dict[str, list[str]]:
