@@ -80,6 +80,14 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running(name: str) -> Iterator[str]:
     command, health, _ = SERVERS[name]
+    with running_process(name, command, health) as (base, _proc):
+        yield base
+
+
+@contextlib.contextmanager
+def running_process(name: str, command: list[str], health: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start ``command`` (``{port}`` filled in with a free loopback port), wait until ``health`` answers
+    200, yield the base URL and the process; stop it (SIGTERM, then SIGKILL) afterwards."""
     port = free_port()
     proc = subprocess.Popen(
         [part.format(port=port) for part in command],
@@ -97,7 +105,7 @@ def running(name: str) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start")
             time.sleep(0.3)
-        yield base
+        yield base, proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)

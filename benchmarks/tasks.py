@@ -4,7 +4,9 @@
 resize (letterbox for MoveNet), ``set_tensor``, ``invoke``, read the output, take the top class or the
 keypoints. "Server" is ``POST /v1/models/{name}/predict`` with the same JPEG, one request at a time,
 through a real ``visionserve serve`` process on a loopback port. Rounds alternate between the two so
-that a noisy machine affects both alike; prints median ms and the server's overhead as a ratio.
+that a noisy machine affects both alike; prints median latency and the server's overhead as a ratio,
+and the CPU time per image of each (the server process's own, read from ``/proc``), which a busy
+machine does not inflate the way it inflates latency.
 
     python -m benchmarks.tasks [--rounds 8] [--seconds 3] [--size 640x480]
 """
@@ -12,8 +14,10 @@ that a noisy machine affects both alike; prints median ms and the server's overh
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,7 +25,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from benchmarks.common import jpeg, median_ms
 from benchmarks.loadgen import run_load, upload
-from benchmarks.server import SERVERS, running
+from benchmarks.server import SERVERS, running_process
 from visionserve.models.builtin import CLASSIFIER_NAME, POSE_NAME, classifier_spec, pose_spec
 from visionserve.models.spec import ModelSpec
 
@@ -56,14 +60,22 @@ class Alone:
         return np.argsort(-out.reshape(-1))[:5] if not self.letterbox else out
 
 
-def time_alone(model: Alone, data: bytes, seconds: float) -> list[float]:
+def time_alone(model: Alone, data: bytes, seconds: float) -> tuple[list[float], float]:
+    """Latencies, and CPU seconds per image, of ``model`` run back to back for ``seconds``."""
     samples = []
     deadline = time.perf_counter() + seconds
+    cpu = time.process_time()
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         model(data)
         samples.append(time.perf_counter() - start)
-    return samples
+    return samples, (time.process_time() - cpu) / max(1, len(samples))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -75,24 +87,31 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     data = jpeg(width, height)
     command = [*SERVERS["visionserve"][0], "--preload", "all"]
-    SERVERS["visionserve-tasks"] = (command, "/readyz", "")
-    print(f"{args.size} JPEG, {args.rounds} rounds of {args.seconds:.0f} s per side, median ms per image")
-    print("model               alone  server(c=1)  overhead")
-    with running("visionserve-tasks") as base:
+    print(f"{args.size} JPEG, {args.rounds} rounds of {args.seconds:.0f} s per side, medians")
+    print("model               alone ms  server ms  overhead | alone CPU ms  server CPU ms  overhead")
+    with running_process("visionserve", command, "/readyz") as (base, proc):
         for name, spec in MODELS.items():
             alone = Alone(spec())
             request = upload(f"/v1/models/{name}/predict", "image", data)
             time_alone(alone, data, 1.0)
             run_load(base, request, 1, 1.0)  # warm-up
-            alone_ms, server_ms = [], []
+            alone_ms, server_ms, alone_cpu, server_cpu = [], [], [], []
             for _ in range(args.rounds):
-                alone_ms.append(median_ms(time_alone(alone, data, args.seconds)))
+                samples, cpu = time_alone(alone, data, args.seconds)
+                alone_ms.append(median_ms(samples))
+                alone_cpu.append(cpu * 1000)
+                before = cpu_seconds(proc.pid)
                 stats = run_load(base, request, 1, args.seconds)
                 if stats.errors:
                     raise RuntimeError(f"{stats.errors} errors from the server for {name}")
                 server_ms.append(stats.p(50))
+                server_cpu.append((cpu_seconds(proc.pid) - before) / max(1, stats.requests) * 1000)
             a, s = statistics.median(alone_ms), statistics.median(server_ms)
-            print(f"{name:18} {a:7.2f} {s:12.2f}  {(s - a) / a * 100:+7.1f}%")
+            ac, sc = statistics.median(alone_cpu), statistics.median(server_cpu)
+            print(
+                f"{name:18} {a:9.2f} {s:10.2f} {(s - a) / a * 100:+8.1f}% |"
+                f" {ac:12.2f} {sc:14.2f} {(sc - ac) / ac * 100:+8.1f}%"
+            )
 
 
 if __name__ == "__main__":

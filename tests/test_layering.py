@@ -52,3 +52,29 @@ def test_core_imports_only_core(path: Path) -> None:
     for name in imports(path):
         if name.startswith("visionserve"):
             assert any(name == m or name.startswith(m + ".") for m in CORE_MAY_IMPORT), f"core imports {name}"
+
+
+#: Internal edges: modules under the first path may not import the visionserve packages listed.
+#: Wire codecs are pure (they read the serving layer's values in serving/results.py, never its
+#: machinery, and draw nothing themselves); settings know nothing of jobs; core and the prediction
+#: values know nothing of HTTP, storage or serving.
+FORBIDDEN_INTERNAL = {
+    "api/wire/": ("visionserve.serving.service", "visionserve.serving.manager", "visionserve.serving.instances",
+                  "visionserve.serving.threads", "visionserve.jobs", "visionserve.storage", "cv2"),
+    "settings.py": ("visionserve.jobs", "visionserve.storage", "visionserve.serving", "visionserve.api"),
+    "render/": ("visionserve.serving", "visionserve.api", "visionserve.jobs", "visionserve.storage"),
+    "decoders/": ("visionserve.serving", "visionserve.api", "visionserve.jobs", "visionserve.pipeline"),
+    "jobs/": ("visionserve.api", "visionserve.serving.manager", "visionserve.serving.threads",
+              "visionserve.batching.batcher"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_internal_edges(path: Path) -> None:
+    relative = path.relative_to(SRC).as_posix()
+    for prefix, forbidden in FORBIDDEN_INTERNAL.items():
+        if not relative.startswith(prefix):
+            continue
+        for name in imports(path):
+            bad = [f for f in forbidden if name == f or name.startswith(f + ".")]
+            assert not bad, f"{relative} imports {name}: {prefix} may not import {', '.join(bad)}"

@@ -11,12 +11,17 @@ classes below to their own codes in one table (HTTP status codes live in ``api/e
     │   ├── UnsupportedMediaTypeError a content type that is not an image
     │   ├── RequestTimeoutError       a request body that did not arrive in time
     │   └── InvalidParameterError     a threshold, class list or option out of range
-    │       └── WrongTaskError        the model's task does not answer this interface (boxes of a classifier)
+    │       ├── WrongTaskError        the model's task does not answer this interface (boxes of a classifier)
+    │       ├── SourceNotFoundError   a stream source file that is not in the video folder
+    │       ├── SourceRefusedError    a stream source this server may not open (host, device, path)
+    │       └── BadSourceError        a stream source that is not a readable video
     ├── ModelNotFoundError            no model of that name in the repository
     ├── ModelNotReadyError            the model exists but is not loaded (or is unloading)
     ├── OverloadedError               a queue is full; try again later
     ├── ShuttingDownError             the server is stopping and takes no new requests
     ├── JobNotFoundError              no job (or item, or artifact) with that id
+    ├── StreamNotFoundError           no live stream with that id
+    ├── NoFrameYetError               the stream has not produced a frame yet
     ├── JobStateError                 the job's state does not allow that (cancel a finished job)
     ├── StorageError                  the jobs database or artifact store failed or is unreachable
     ├── AuthenticationError           a missing or wrong API key (HTTP 401)
@@ -64,6 +69,27 @@ class InvalidParameterError(InputError):
 
 class WrongTaskError(InvalidParameterError):
     """The model's task does not give what this interface answers (e.g. boxes from a classifier)."""
+
+
+class SourceNotFoundError(InvalidParameterError):
+    """A stream source names a video file that the video folder does not hold."""
+
+
+class SourceRefusedError(InvalidParameterError):
+    """A stream source that this server may not open: a host off the allow-list or with a private
+    address, a device while devices are off, a path outside the video folder."""
+
+
+class BadSourceError(InvalidParameterError):
+    """A stream source that is not a video the server can read (or not a source at all)."""
+
+
+class StreamNotFoundError(VisionServeError):
+    """No live stream with that id (never created, deleted, or reaped)."""
+
+
+class NoFrameYetError(VisionServeError):
+    """The stream exists but has not processed a frame yet (its source is opening or down)."""
 
 
 class ModelNotFoundError(VisionServeError):

@@ -50,17 +50,31 @@ class PredictOptions:
 
 
 def resolve_classes(names: Iterable[str], labels: Labels) -> frozenset[int]:
-    """Class ids for label names or numeric ids; unknown names raise :class:`InvalidParameterError`."""
+    """Class ids for label names or numeric ids (blank entries are skipped).
+
+    A numeric entry must be an id of ``labels`` (see :meth:`Labels.has_id`), otherwise it is looked
+    up as a name; anything else (an unknown name, a negative or out-of-range id) raises
+    :class:`InvalidParameterError` with the same message, whatever interface the value came from.
+    """
     ids = set()
     for raw in names:
         name = raw.strip()
         if not name:
             continue
-        class_id = int(name) if name.isdigit() else labels.id_of(name)
+        class_id = _class_id(name, labels)
         if class_id is None:
-            raise InvalidParameterError(f"unknown class {name!r}: not among this model's labels")
+            raise InvalidParameterError(f"unknown class {name!r}: not among this model's label names or ids")
         ids.add(class_id)
     return frozenset(ids)
+
+
+def _class_id(name: str, labels: Labels) -> int | None:
+    """The class id that ``name`` (a stripped id or label name) means for ``labels``, or None."""
+    try:
+        number = int(name)
+    except ValueError:
+        return labels.id_of(name)
+    return number if labels.has_id(number) else labels.id_of(name)
 
 
 @dataclass(frozen=True)

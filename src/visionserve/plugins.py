@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,9 @@ from visionserve.models.spec import ModelSpec
 from visionserve.pipeline import BatchResult, PredictOptions, StageTimings
 from visionserve.types import BGRImage
 
+#: Held while a plugin module runs its import (see :func:`_exec_from_file`).
+_LOADING = threading.RLock()
+
 
 @runtime_checkable
 class Plugin(Protocol):
@@ -44,23 +48,44 @@ class Plugin(Protocol):
 
 
 def _load_module(module_name: str, search_path: str | None, namespace: str) -> ModuleType:
-    """The plugin's module. A one-file module in ``search_path`` (the model's folder) is loaded from
-    that file under a name of its own (``visionserve_plugins.<namespace>.<module>``), so that two
-    models whose plugins share a file name never share code; anything else is imported as usual,
-    ``search_path`` first."""
-    file = Path(search_path, module_name).with_suffix(".py") if search_path and "." not in module_name else None
-    if file is not None and file.is_file():
-        unique = f"visionserve_plugins.{namespace}.{module_name}"
-        module_spec = importlib.util.spec_from_file_location(unique, file)
-        if module_spec is None or module_spec.loader is None:
-            raise ModelLoadError(f"cannot load plugin module {file}")
+    """The plugin's module, imported without touching ``sys.path``.
+
+    When the first part of ``module_name`` is a file (``name.py``) or a package folder
+    (``name/__init__.py``) in ``search_path`` (the model's folder), it is loaded from there by
+    location under a name of its own (``visionserve_plugins.<namespace>.<name>``): two models whose
+    plugins share a name never share code, and a file of the model's folder (a ``yaml.py``, say)
+    never shadows an installed module. Inside such a package, modules import each other relatively
+    (``from . import helpers``). Anything else is imported as usual, from the installed packages.
+    """
+    head, dot, rest = module_name.partition(".")
+    folder = Path(search_path) if search_path else None
+    unique = f"visionserve_plugins.{namespace}.{head}"
+    if folder is not None and (folder / head / "__init__.py").is_file():
+        package = _exec_from_file(unique, folder / head / "__init__.py", folder / head)
+        return importlib.import_module(f"{unique}.{rest}") if dot else package
+    if folder is not None and not dot and (folder / f"{head}.py").is_file():
+        return _exec_from_file(unique, folder / f"{head}.py", None)
+    return importlib.import_module(module_name)
+
+
+def _exec_from_file(unique: str, file: Path, package_dir: Path | None) -> ModuleType:
+    """Load ``file`` as the module ``unique`` (a package searching ``package_dir`` for its
+    submodules when given), registered in ``sys.modules`` so that its submodules can import it.
+    Each call runs the file afresh (a model loaded again after an edit gets the new code), dropping
+    the submodules that an earlier load left; loads run one at a time, because the instances of a
+    model load in parallel threads and code run at import (dataclasses) looks itself up in
+    ``sys.modules``."""
+    locations = None if package_dir is None else [str(package_dir)]
+    module_spec = importlib.util.spec_from_file_location(unique, file, submodule_search_locations=locations)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelLoadError(f"cannot load plugin module {file}")
+    with _LOADING:
+        for name in [name for name in sys.modules if name.startswith(f"{unique}.")]:
+            del sys.modules[name]
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[unique] = module
         module_spec.loader.exec_module(module)
-        return module
-    if search_path and search_path not in sys.path:
-        sys.path.insert(0, search_path)
-    return importlib.import_module(module_name)
+    return module
 
 
 def import_plugin(dotted: str, search_path: str | None = None, namespace: str = "default") -> Plugin:

@@ -31,11 +31,18 @@ from pydantic_settings import (
 
 from visionserve.core.images import DEFAULT_MAX_PIXELS
 from visionserve.errors import ConfigError
-from visionserve.jobs.model import ArtifactBackend
 from visionserve.models.preload import Preload, parse_preload
 from visionserve.outbound import parse_networks
+from visionserve.streams.spec import StreamSpec
 
 ENV_PREFIX = "VISIONSERVE_"
+
+
+class ArtifactBackend(StrEnum):
+    """Where crops, annotated images and uploaded inputs are kept."""
+
+    LOCAL = "local"  # files under <data dir>/artifacts (a shared folder for workers on other machines)
+    DATABASE = "database"  # rows in the jobs database: workers need nothing shared but it and the broker
 
 
 class LogLevel(StrEnum):
@@ -72,6 +79,15 @@ class Settings(BaseSettings):
     )
     max_image_pixels: int = Field(
         DEFAULT_MAX_PIXELS, ge=1, description="Largest image in pixels, width x height (413 beyond)."
+    )
+    max_decoded_pixels: int = Field(
+        400_000_000,
+        ge=1,
+        description="Decoded pixels held at once by all requests together (about 3 bytes each); a request waits "
+        "up to --decode-wait seconds for its share (429 beyond), one that needs more than all of it gets 413.",
+    )
+    decode_wait: float = Field(
+        2.0, ge=0, description="Seconds a request may wait for its share of --max-decoded-pixels (then 429)."
     )
     instances: int | None = Field(
         None, ge=1, le=64, description="Instances of every model, overriding model.yaml (default: per model)."
@@ -152,11 +168,50 @@ class Settings(BaseSettings):
         None, description="Folder of the crops that /upload links to (default: data_dir/uploads)."
     )
     upload_max_tasks: int = Field(1000, ge=1, description="Uploads whose crops are kept; older ones are removed.")
+    upload_max_bytes: int = Field(
+        1 << 30, ge=1, description="Bytes of /upload crops kept (default 1 GiB); the oldest uploads are removed first."
+    )
     url_image_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
     )
+    scene_model: str | None = Field(
+        None, description="The classify model of DeepStack's /v1/vision/scene (default: the first one by name)."
+    )
+    # streams
+    video_dir: Path | None = Field(
+        None, description="Folder of the video files that streams may name as sources (default: no files)."
+    )
+    stream_devices: bool = Field(False, description="Let streams open local devices (device:N sources).")
+    stream_url_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated hosts that rtsp:// and http(s):// stream sources may name, or * (empty: none)."
+    )
+    stream_stall_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds without a frame (or to open) before a stream source is reconnected."
+    )
+    stream_idle_timeout: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds without viewer or event consumer before an API-created stream is stopped (0: never).",
+    )
+    stream_max: int = Field(16, ge=1, le=1024, description="Streams this server runs at once.")
+    stream_token_ttl: float = Field(
+        300.0, gt=0, le=86400, description="Seconds a signed stream token (for <img> and EventSource) stays valid."
+    )
+    stream_token_secret: SecretStr | None = Field(
+        None, description="Secret that signs stream tokens (default: a random one per process start)."
+    )
+    streams: tuple[StreamSpec, ...] = Field(
+        (), description="Streams started with the server (settings file only; see the README's stream section)."
+    )
 
-    @field_validator("jobs_url_hosts", "url_image_hosts", "webhook_hosts", "outbound_allow_networks", mode="before")
+    @field_validator(
+        "jobs_url_hosts",
+        "url_image_hosts",
+        "webhook_hosts",
+        "outbound_allow_networks",
+        "stream_url_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         """A comma-separated string, or a list (YAML), to stripped lower-case hosts without blanks;
@@ -178,6 +233,14 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         parse_networks(value)
+        return value
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_stream_names(cls, value: tuple[StreamSpec, ...]) -> tuple[StreamSpec, ...]:
+        names = [spec.name for spec in value]
+        if None in names or len(set(names)) != len(names):
+            raise ValueError("every stream of the settings needs a unique name")
         return value
 
     @field_validator("api_keys", mode="before")

@@ -2,9 +2,11 @@
 
 Servers are launched by ``conftest.launch_server`` on a repository that holds, beside the default
 model (SSD MobileNet v2 COCO), ``tiny-yolo``: a YOLOv8 ONNX model built here whose output is a
-fixed table, so its boxes are known exactly (see :data:`YOLO_BOXES`), and ``crashy``, the test
-plugin that fails on red images. They are kept in a per-process cache (one per set of flags) and
-stopped at exit, so that every protocol module shares them without a session fixture in conftest.
+fixed table, so its boxes are known exactly (see :data:`YOLO_BOXES`), ``crashy``, the test
+plugin that fails on red images, and one tiny model of each other task with constant answers
+(``tiny-seg``, ``tiny-pose``, ``tiny-cls``: see ``tests/factories.py``). They are kept in a
+per-process cache (one per set of flags) and stopped at exit, so that every protocol module
+shares them without a session fixture in conftest.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from tests.factories import constant_onnx, yolov8_table
 from tests.integration.conftest import ServerProcess, launch_server, write_plugin_model
+from tests.protocol_task_models import classify_model, yolov8_pose_model, yolov8_seg_model
 
 DEFAULT_MODEL = "ssd-mobilenet-v2-coco"
 YOLO_MODEL = "tiny-yolo"
@@ -25,10 +28,14 @@ YOLO_BOXES = [((100.0, 120.0, 300.0, 420.0), 0, 0.9), ((400.0, 50.0, 600.0, 150.
 #: A plugin model that raises on mostly red images (see ``sleepy_plugin.py``).
 CRASHY_MODEL = "crashy"
 API_KEY = "protocol-test-key"
+#: Tiny models of the other tasks (64x64 inputs; their answers are the constants of tests/factories.py).
+SEG_MODEL, POSE_MODEL, CLS_MODEL = "tiny-seg", "tiny-pose", "tiny-cls"
+TASK_MODELS = (SEG_MODEL, POSE_MODEL, CLS_MODEL)
 
 
 def write_repository(root: Path) -> Path:
-    """A model repository with ``tiny-yolo`` (a model.yaml and its ONNX file)."""
+    """A model repository with ``tiny-yolo`` (a model.yaml and its ONNX file) and the tiny models
+    of the other tasks."""
     rows = [
         (*(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)), cls, score) for (x1, y1, x2, y2), cls, score in YOLO_BOXES
     ]
@@ -41,6 +48,9 @@ def write_repository(root: Path) -> Path:
         f"decoder: {{layout: yolov8}}\nlabels: {YOLO_LABELS}\nthresholds: {{conf: 0.25, iou: 0.45}}\n",
         encoding="utf-8",
     )
+    yolov8_seg_model(root / SEG_MODEL, SEG_MODEL)
+    yolov8_pose_model(root / POSE_MODEL, POSE_MODEL)
+    classify_model(root / CLS_MODEL, CLS_MODEL)
     return root
 
 

@@ -13,6 +13,7 @@ from tests.integration.protocol_servers import (
     API_KEY,
     CRASHY_MODEL,
     DEFAULT_MODEL,
+    TASK_MODELS,
     YOLO_BOXES,
     YOLO_MODEL,
     protocol_server,
@@ -86,13 +87,8 @@ def test_custom_model_gives_the_test_built_yolo_boxes(server: ServerProcess) -> 
 
 def test_custom_list_names_every_model(server: ServerProcess) -> None:
     body = httpx.post(f"{server.url}/v1/vision/custom/list", timeout=10).json()
-    assert body["success"] is True and set(body["models"]) == {
-        DEFAULT_MODEL,
-        YOLO_MODEL,
-        CRASHY_MODEL,
-        CLASSIFIER_NAME,
-        POSE_NAME,
-    }
+    expected = {DEFAULT_MODEL, YOLO_MODEL, CRASHY_MODEL, CLASSIFIER_NAME, POSE_NAME, *TASK_MODELS}
+    assert body["success"] is True and set(body["models"]) == expected
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,5 @@
-"""Roboflow Inference against a real server, with the exact calls of ``inference-sdk`` 1.8.3.
-
-The SDK itself cannot be installed beside visionserve (it pins numpy<2.4, pillow<13 and the
-non-headless opencv-python<=4.13), so :class:`SdkCalls` replays what its ``InferenceHTTPClient``
-sends in v1 mode with the default (legacy) key transport, read from its source: ``infer()`` first
-lists ``GET /model/registry?api_key=<key>``, loads with ``POST /model/add`` when the model is not
-listed, then posts ``/infer/object_detection`` with ``api_key``, ``model_id`` and the image as
-``{"type": "base64", "value": ...}`` (a list for several images); ``unload_model()`` posts
-``/model/remove`` with ``{"model_id"}`` only.
-"""
+"""Roboflow Inference against a real server, with the exact calls of ``inference-sdk`` 1.8.3
+(replayed by :class:`tests.integration.roboflow_sdk.SdkCalls`)."""
 
 from __future__ import annotations
 
@@ -27,35 +19,10 @@ import pytest
 from tests.conftest import encode, photo
 from tests.integration.conftest import ServerProcess
 from tests.integration.protocol_servers import API_KEY, DEFAULT_MODEL, YOLO_BOXES, YOLO_MODEL, protocol_server
+from tests.integration.roboflow_sdk import SdkCalls
 
 pytestmark = pytest.mark.slow
 SQUARE = encode(np.zeros((640, 640, 3), np.uint8), ".png")
-
-
-class SdkCalls:
-    """The HTTP calls of ``InferenceHTTPClient(api_url, api_key)`` (v1 mode, legacy transport)."""
-
-    def __init__(self, api_url: str, api_key: str | None = None) -> None:
-        self.api_url, self.api_key = api_url, api_key
-
-    def list_loaded_models(self) -> httpx.Response:
-        return httpx.get(f"{self.api_url}/model/registry?api_key={self.api_key}", timeout=30)
-
-    def load_model(self, model_id: str) -> httpx.Response:
-        return httpx.post(f"{self.api_url}/model/add", json={"model_id": model_id, "api_key": self.api_key}, timeout=60)
-
-    def unload_model(self, model_id: str) -> httpx.Response:
-        return httpx.post(f"{self.api_url}/model/remove", json={"model_id": model_id}, timeout=60)
-
-    def infer(self, images: list[bytes] | bytes, model_id: str, **configuration: Any) -> Any:
-        registry = self.list_loaded_models().json()["models"]
-        if not any(m["model_id"] == model_id for m in registry):
-            self.load_model(model_id).raise_for_status()
-        items = images if isinstance(images, list) else [images]
-        values = [{"type": "base64", "value": base64.b64encode(i).decode()} for i in items]
-        payload = {"api_key": self.api_key, "model_id": model_id, **configuration}
-        payload["image"] = values if isinstance(images, list) else values[0]
-        return httpx.post(f"{self.api_url}/infer/object_detection", json=payload, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from tests.jobs_store_contract import ArtifactContract, StoreContract
 
 from visionserve.jobs.config import JobsConfig
 from visionserve.jobs.factory import Storage, open_storage
-from visionserve.jobs.model import ArtifactBackend
+from visionserve.settings import ArtifactBackend
 from visionserve.storage.db import Database, head_revision
 
 

@@ -12,7 +12,7 @@ from tests.factories import constant_onnx, solid_image, ultralytics_metadata, yo
 
 from visionserve.backends.onnxruntime import OnnxRuntimeSession
 from visionserve.backends.registry import open_session
-from visionserve.errors import InferenceError, ModelLoadError
+from visionserve.errors import InferenceError, MissingDependencyError, ModelLoadError
 from visionserve.models.loading import load_model
 from visionserve.models.spec import ModelSpec, spec_from_mapping
 
@@ -120,3 +120,42 @@ def test_fixed_batch_models_run_in_padded_chunks(tmp_path: Path) -> None:
     assert len(results) == 3
     for found in results:
         assert sorted(found.class_id.tolist()) == [0, 1]
+
+
+def _cpu_only_session(model: str, options: object, providers: list[tuple[str, dict[str, str]]]) -> object:
+    """What ONNX Runtime does when CUDA is listed but fails to initialise: a session on the CPU alone."""
+    return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def test_a_gpu_provider_that_fails_to_start_is_refused_not_replaced_by_the_cpu(onnx_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"could not start \['CUDAExecutionProvider'\].*refusing to fall back"):
+        OnnxRuntimeSession(
+            onnx_path,
+            providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+            create_session=_cpu_only_session,
+            available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        )
+
+
+def test_sessions_never_fall_back_to_the_cpu_during_a_run(onnx_path: Path) -> None:
+    session = OnnxRuntimeSession(onnx_path, providers=("CPUExecutionProvider",))
+    assert session.providers == ["CPUExecutionProvider"]
+    assert session._session._enable_fallback is False  # ONNX Runtime's retry-on-CPU switch
+
+
+def test_a_missing_gpu_build_names_the_package_to_install(onnx_path: Path) -> None:
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime build has CUDA")
+    with pytest.raises(MissingDependencyError, match=r"pip install onnxruntime-gpu==\d+\.\d+\.\d+"):
+        load_model(spec(onnx_path, runtime={"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]}))
+
+
+def test_missing_dependency_messages_name_extras_that_exist() -> None:
+    """Every ``visionserve[extra]`` named in the sources is an extra of pyproject.toml."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    extras = set(tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named = {m for f in (root / "src").rglob("*.py") for m in re.findall(r"visionserve\[(\w+)\]", f.read_text())}
+    assert named <= extras, f"extras named in messages but missing from pyproject.toml: {named - extras}"

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from visionserve.batching import Batcher, BatchPolicy
+from visionserve.batching import Batcher, BatchPolicy, Priority
 from visionserve.errors import (
     ConfigError,
     InferenceError,
@@ -350,3 +350,128 @@ def test_real_clock_partial_batch() -> None:
         return recorder.batches
 
     assert run(scenario) == [[1, 2]]
+
+
+class DyingClock(FakeClock):
+    """A clock whose ``now`` raises when the dispatcher task asks while ``broken``: a bug outside
+    the batch function, in the dispatcher itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+
+    def now(self) -> float:
+        task = asyncio.current_task()
+        if self.broken and task is not None and task.get_name().startswith("batcher-"):
+            raise RuntimeError("a bug in the dispatcher")
+        return super().now()
+
+
+def test_a_dead_dispatcher_fails_queued_and_new_callers_instead_of_hanging(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        recorder, clock = Recorder(), DyingClock()
+        failures: list[ModelNotReadyError] = []
+        batcher: Batcher[int, int] = Batcher(
+            BatchPolicy(4, 0.010, 16), recorder, clock=clock, name="model 'm'", on_failure=failures.append
+        )
+        batcher.start()
+        running = await occupy(batcher, recorder, item=1)
+        queued = batcher.submit(2)  # not immediate: once the slot is free, the dispatcher reads the clock
+        clock.broken = True
+        with caplog.at_level(logging.ERROR):
+            await release(recorder)
+        assert await running == 10  # the batch that was running answers
+        with pytest.raises(ModelNotReadyError, match=r"dispatcher died.*a bug in the dispatcher"):
+            await asyncio.wait_for(queued, 1.0)
+        with pytest.raises(ModelNotReadyError, match="dispatcher died"):
+            batcher.submit(3)
+        assert len(failures) == 1 and batcher.failure is failures[0]
+        assert any(r.exc_info and "dispatcher died" in r.getMessage() for r in caplog.records)
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_cancelled_dispatcher_fails_its_callers_too() -> None:
+    async def scenario() -> None:
+        recorder, clock = Recorder(), FakeClock()
+        batcher = make(recorder, clock)
+        running = await occupy(batcher, recorder, item=1)
+        queued = batcher.submit(2)
+        assert batcher._task is not None
+        batcher._task.cancel()
+        await settle()
+        with pytest.raises(ModelNotReadyError, match="it was cancelled"):
+            await asyncio.wait_for(queued, 1.0)
+        await release(recorder)
+        assert await running == 10
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_closed_batcher_is_not_a_failure() -> None:
+    async def scenario() -> None:
+        failures: list[ModelNotReadyError] = []
+        batcher: Batcher[int, int] = Batcher(BatchPolicy(), Recorder(), clock=FakeClock(), on_failure=failures.append)
+        batcher.start()
+        assert await batcher.submit(4) == 40
+        await batcher.close()
+        assert failures == [] and batcher.failure is None
+
+    run(scenario)
+
+
+def test_a_request_never_waits_behind_queued_background_items() -> None:
+    async def scenario() -> None:
+        recorder, clock = Recorder(), FakeClock()
+        batcher = make(recorder, clock, size=2)
+        running = await occupy(batcher, recorder, item=1)
+        background = [batcher.submit(i, Priority.LOW) for i in (100, 101, 102, 103)]
+        request = batcher.submit(5)
+        await release(recorder)  # the slot frees: the request goes next, alone, before any job item
+        await clock.advance(0.010)  # its queue delay ends (a request waits for company, jobs do not)
+        assert recorder.batches[1] == [5]
+        assert await request == 50 and await running == 10
+        await settle()
+        assert [await f for f in background] == [1000, 1010, 1020, 1030]
+        assert recorder.batches[2:] == [[100, 101], [102, 103]]  # background items batch among themselves
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_background_items_leave_a_slot_free_for_requests() -> None:
+    async def scenario() -> None:
+        recorder, clock = Recorder(), FakeClock()
+        recorder.gate = asyncio.Event()
+        batcher = make(recorder, clock, size=1, capacity=2)
+        background = [batcher.submit(i, Priority.LOW) for i in (100, 101)]
+        await settle()
+        assert recorder.batches == [[100]] and recorder.running == 1  # one slot of two for background work
+        request = batcher.submit(5)
+        await settle()
+        assert recorder.batches == [[100], [5]]  # the request starts at once on the free slot
+        await release(recorder)
+        assert await request == 50 and [await f for f in background] == [1000, 1010]
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_each_priority_has_its_own_queue_bound() -> None:
+    async def scenario() -> None:
+        recorder, clock = Recorder(), FakeClock()
+        batcher = make(recorder, clock, size=1, queue=2)
+        running = await occupy(batcher, recorder)
+        low = [batcher.submit(i, Priority.LOW) for i in (100, 101)]
+        with pytest.raises(OverloadedError):
+            batcher.submit(102, Priority.LOW)
+        high = [batcher.submit(i) for i in (1, 2)]  # background work does not fill the requests' queue
+        with pytest.raises(OverloadedError):
+            batcher.submit(3)
+        await release(recorder)
+        assert await running == -10 and [await f for f in high + low] == [10, 20, 1000, 1010]
+        await batcher.close()
+
+    run(scenario)

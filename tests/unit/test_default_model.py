@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -92,3 +94,13 @@ def test_default_model_is_always_in_the_repository(tmp_path: object) -> None:
         "cup",
     )
     assert len(labels) == 80 and labels.num_classes == 91
+
+
+@pytest.mark.parametrize("value", ["99999", "91", "-1", "+1000", "unicorn"])
+def test_classes_outside_the_labels_are_refused_with_one_message(model: NetworkModel, value: str) -> None:
+    with pytest.raises(InvalidParameterError, match=f"unknown class '{re.escape(value)}': not among"):
+        resolve_classes(["person", value], model.labels)
+
+
+def test_classes_by_id_and_by_name_agree(model: NetworkModel) -> None:
+    assert resolve_classes(["1", " cup ", "47", ""], model.labels) == frozenset({1, 47})

@@ -7,7 +7,7 @@ import pytest
 from visionserve.api.wire.upload import crop_index, is_task_id
 from visionserve.errors import JobNotFoundError, StorageError
 from visionserve.jobs.model import check_job_id
-from visionserve.storage.artifacts import check_key
+from visionserve.storage.artifacts import check_artifact_key
 
 HEX = "a" * 32
 
@@ -18,9 +18,9 @@ def test_ids_with_a_trailing_newline_are_refused() -> None:
         check_job_id(HEX + "\n")
     assert is_task_id(HEX) and not is_task_id(HEX + "\n")
     assert crop_index("3.jpg") == 3 and crop_index("3.jpg\n") is None
-    assert check_key("jobs/abc/0.jpg") == "jobs/abc/0.jpg"
+    assert check_artifact_key("jobs/abc/0.jpg") == "jobs/abc/0.jpg"
     with pytest.raises((StorageError, JobNotFoundError, ValueError)):
-        check_key("jobs/abc\n")
+        check_artifact_key("jobs/abc\n")
 
 
 def test_unknown_model_errors_do_not_echo_huge_names_or_list_every_model() -> None:

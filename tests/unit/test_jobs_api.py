@@ -164,3 +164,22 @@ async def test_metrics_show_job_backlog_and_throughput(client: httpx.AsyncClient
     assert 'visionserve_job_items{state="pending"} 0.0' in text
     assert "visionserve_job_items_finished_last_minute 2.0" in text
     assert "visionserve_job_queue_depth 0.0" in text
+
+
+async def test_results_and_errors_come_a_page_at_a_time(client: httpx.AsyncClient) -> None:
+    bad = [("image", (f"bad-{i}.png", b"not an image", "image/png")) for i in range(3)]
+    answer = await client.post("/v1/jobs", files=[*files(2), *bad], data={"model": PLUGIN_MODEL})
+    job_id = answer.json()["id"]
+    await finished(client, job_id)
+    first = (await client.get(f"/v1/jobs/{job_id}/results", params={"limit": 2})).json()
+    assert [item["index"] for item in first["items"]] == [0, 1]
+    assert first["page"]["total"] == 5 and first["page"]["next"].endswith(f"/v1/jobs/{job_id}/results?limit=2&offset=2")
+    second = (await client.get(first["page"]["next"])).json()
+    third = (await client.get(second["page"]["next"])).json()
+    assert [item["index"] for item in second["items"] + third["items"]] == [2, 3, 4] and third["page"]["next"] is None
+    assert (await client.get(f"/v1/jobs/{job_id}/results", params={"limit": 1001})).status_code == 422
+    document = (await client.get(f"/v1/jobs/{job_id}", params={"errors_limit": 2})).json()
+    assert len(document["errors"]) == 2 and document["errors_page"]["total"] == 3
+    rest = (await client.get(document["errors_page"]["next"])).json()
+    assert len(rest["errors"]) == 1 and rest["errors_page"]["next"] is None
+    assert (await client.get(f"/v1/jobs/{job_id}", params={"errors_limit": 1001})).status_code == 422

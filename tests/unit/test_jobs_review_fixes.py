@@ -25,11 +25,12 @@ from visionserve.errors import (
     StorageError,
 )
 from visionserve.jobs.config import JobsConfig
+from visionserve.jobs.detectors import ModelCache
 from visionserve.jobs.factory import Storage, build_service, open_storage
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.local_runner import LocalRunner
 from visionserve.jobs.model import ItemState, JobInput, JobState, NewJob, WebhookState, input_key
-from visionserve.jobs.processing import ItemProcessor, ModelCache, Outcome, ProcessorConfig
+from visionserve.jobs.processing import ItemProcessor, Outcome, ProcessorConfig
 from visionserve.jobs.service import JobService
 from visionserve.jobs.webhooks import Outcome as PostOutcome
 from visionserve.jobs.webhooks import WebhookDispatcher, post_once

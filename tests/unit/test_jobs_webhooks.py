@@ -26,8 +26,8 @@ from visionserve.jobs.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
-    RetryPolicy,
     WebhookDispatcher,
+    WebhookRetries,
     sign,
     verify,
 )
@@ -47,7 +47,7 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
-    policy = RetryPolicy(attempts=8, backoff_s=0.5, factor=2.0, max_backoff_s=3.0)
+    policy = WebhookRetries(attempts=8, backoff_s=0.5, factor=2.0, max_backoff_s=3.0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
@@ -69,7 +69,9 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_accepts(storage: St
     waits: list[float] = []
     with Receiver(statuses=[500, 503]) as receiver:
         job_id = ended_job(storage, f"{receiver.url}/hooks/jobs")
-        dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), RetryPolicy(attempts=5, backoff_s=1.0))
+        dispatcher = WebhookDispatcher(
+            storage.store, SECRET, loopback_policy(), WebhookRetries(attempts=5, backoff_s=1.0)
+        )
         delivery = dispatcher.run(job_id, lambda seconds: waits.append(seconds) is not None)
         dispatcher.close()
     assert delivery is not None and (delivery.state, delivery.attempts) == (WebhookState.DELIVERED, 3)
@@ -90,7 +92,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_accepts(storage: St
 def test_rejections_and_spent_attempts_fail_the_webhook(storage: Storage, statuses: list[int], attempts: int) -> None:
     with Receiver(statuses=statuses) as receiver:
         job_id = ended_job(storage, receiver.url)
-        dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), RetryPolicy(attempts=3))
+        dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), WebhookRetries(attempts=3))
         delivery = dispatcher.run(job_id, lambda seconds: False)
         dispatcher.close()
     assert delivery is not None and (delivery.state, delivery.attempts) == (WebhookState.FAILED, attempts)
@@ -103,7 +105,7 @@ def test_an_unreachable_receiver_is_retried_then_given_up(storage: Storage) -> N
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     job_id = ended_job(storage, f"http://127.0.0.1:{port}/hook")
-    dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), RetryPolicy(attempts=2, timeout_s=2))
+    dispatcher = WebhookDispatcher(storage.store, SECRET, loopback_policy(), WebhookRetries(attempts=2, timeout_s=2))
     delivery = dispatcher.run(job_id, lambda seconds: False)
     dispatcher.close()
     assert delivery is not None and delivery.state is WebhookState.FAILED and "ConnectError" in delivery.detail
@@ -129,7 +131,7 @@ def test_jobs_of_the_embedded_pool_send_their_webhooks(tmp_path: Path, cancel: b
     config = JobsConfig(
         data_dir=tmp_path / "data",
         webhook_secret=SECRET,
-        webhook_policy=RetryPolicy(backoff_s=0.01),
+        webhook_policy=WebhookRetries(backoff_s=0.01),
         webhook_hosts=("127.0.0.1",),
         outbound_networks=LOOPBACK,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from visionserve.errors import InferenceError, ModelLoadError
 from visionserve.models.loading import load_model
 from visionserve.models.repository import ModelRepository
 from visionserve.pipeline import PredictOptions, Predictor
+from visionserve.plugins import import_decoder_module
 
 
 def repository(root: Path, plugin: str = "tests.plugins_sample:FixedBoxes", extra: str = "") -> ModelRepository:
@@ -132,3 +135,37 @@ def test_a_plugin_that_fails_to_import_is_a_load_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ModelLoadError, match="SyntaxError"):
         load_model(ModelRepository.scan(tmp_path).get("broken"))
+
+
+SHADOW = "raise ImportError('the model folder shadowed PyYAML')\n"
+
+
+@pytest.mark.parametrize("plugin", ["detector:Detector", "mypkg.detector:Detector", "mypkg:Detector"])
+def test_a_model_folder_never_shadows_installed_modules(tmp_path: Path, plugin: str) -> None:
+    """A ``yaml.py`` beside the model stays invisible to everyone else: the plugin (a file, or a
+    package loaded by location with its submodules) is found without touching ``sys.path``."""
+    folder = tmp_path / "shadow"
+    (folder / "mypkg").mkdir(parents=True)
+    (folder / "yaml.py").write_text(SHADOW, encoding="utf-8")
+    (folder / "detector.py").write_text(PLUGIN_FILE.format(class_id=1), encoding="utf-8")
+    (folder / "mypkg" / "__init__.py").write_text("from .detector import Detector\n", encoding="utf-8")
+    (folder / "mypkg" / "detector.py").write_text(PLUGIN_FILE.format(class_id=1), encoding="utf-8")
+    (folder / "model.yaml").write_text(f"name: shadow\nbackend: plugin\nplugin: {plugin}\nlabels: [a, b]\n", "utf-8")
+    path_before = list(sys.path)
+    model = load_model(ModelRepository.scan(tmp_path).get("shadow"))
+    assert model.predict([solid_image(10, 10)])[0].class_id.tolist() == [1]
+    assert sys.path == path_before
+    found = importlib.machinery.PathFinder.find_spec("yaml")
+    assert found is not None and found.origin is not None and str(folder) not in found.origin
+
+
+def test_a_decoder_module_package_loads_by_location(tmp_path: Path) -> None:
+    folder = tmp_path / "pkg"
+    (folder / "heads").mkdir(parents=True)
+    (folder / "yaml.py").write_text(SHADOW, encoding="utf-8")
+    (folder / "heads" / "__init__.py").write_text("", encoding="utf-8")
+    (folder / "heads" / "mine.py").write_text("LOADED = True\n", encoding="utf-8")
+    path_before = list(sys.path)
+    import_decoder_module("heads.mine", search_path=str(folder), namespace="pkg")
+    assert sys.modules["visionserve_plugins.pkg.decoders.heads.mine"].LOADED is True
+    assert sys.path == path_before and "heads" not in sys.modules

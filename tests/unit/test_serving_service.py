@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ import pytest
 from visionserve.core.detections import Detections
 from visionserve.errors import (
     ImageDecodeError,
+    ImageTooLargeError,
     InvalidParameterError,
     ModelLoadError,
     ModelNotFoundError,
@@ -25,6 +27,7 @@ from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import ModelSpec
 from visionserve.pipeline import BatchResult, PredictOptions, Predictor, StageTimings
 from visionserve.serving import DetectionService, ModelState, ServiceConfig
+from visionserve.serving.pixel_budget import PixelBudget, PixelHold
 from visionserve.types import BGRImage
 
 T = TypeVar("T")
@@ -274,6 +277,84 @@ def test_resolving_a_name_takes_no_status_snapshot(monkeypatch: pytest.MonkeyPat
         with pytest.raises(ModelNotFoundError, match="unknown model 'nope'; available: net, other"):
             service.resolve_name("nope")
         monkeypatch.undo()
+        await service.close()
+
+    run(scenario)
+
+
+class SlowWholeImage(WholeImage):
+    def infer(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> BatchResult:
+        time.sleep(0.1)
+        return super().infer(images, options)
+
+
+class _DyingClock:
+    """The batchers' clock; ``now`` raises in a dispatcher task once ``broken`` (a dispatcher bug)."""
+
+    broken = False
+
+    def now(self) -> float:
+        task = asyncio.current_task()
+        if self.broken and task is not None and task.get_name().startswith("batcher-"):
+            raise RuntimeError("a bug in the dispatcher")
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def test_a_dead_dispatcher_marks_the_model_failed_with_503s_until_it_is_loaded_again() -> None:
+    async def scenario() -> None:
+        clock = _DyingClock()
+        spec = network_spec("m", batching={"max_batch_size": 4, "max_queue_delay_ms": 50}, instances=1)
+        repository = ModelRepository(None, {"m": spec}, {}, default_name="m")
+        service = DetectionService(
+            repository, ServiceConfig(cores=1), set_threads=lambda n: None, load=SlowWholeImage, clock=clock
+        )
+        await service.start(wait=True)
+        image = np.zeros((30, 30, 3), np.uint8)
+        first = asyncio.ensure_future(service.detect("m", [image]))
+        await asyncio.sleep(0.01)  # the first runs; the second queues behind it and is not immediate
+        second = asyncio.ensure_future(service.detect("m", [image]))
+        await asyncio.sleep(0)
+        clock.broken = True  # when the first ends, the dispatcher reads the clock for the second, and dies
+        assert len(await asyncio.wait_for(first, 2.0)) == 1
+        with pytest.raises(ModelNotReadyError, match="dispatcher died"):
+            await asyncio.wait_for(second, 2.0)
+        status = service.model("m")
+        assert status.state is ModelState.FAILED and "dispatcher died" in (status.error or "")
+        assert not service.readiness().ready
+        with pytest.raises(ModelNotReadyError, match="failed"):
+            await service.detect("m", [image])
+        clock.broken = False
+        await service.load("m")
+        assert len(await service.detect("m", [image])) == 1
+
+
+def test_detect_reserves_decoded_pixels_and_gives_them_back() -> None:
+    """Reservations come from the image headers before decoding (a reduced-size JPEG counts its
+    reduced pixels; ``full_size`` adds the full-size image the caller keeps beside the model's);
+    without a hold they end with the call, with one when the caller releases it; images needing more
+    than the whole budget are refused before decoding."""
+
+    async def scenario() -> None:
+        service, loaded = service_with(network_spec("net", instances=1))
+        both = 2400 * 1800 + 600 * 450  # the full-size image and the model's 1/4-scale decode
+        budget = service.budget = PixelBudget(2 * both)
+        await service.start(wait=True)
+        hold = PixelHold()
+        await service.detect(None, [jpeg(2400, 1800), jpeg(2400, 1800)], full_size=True, hold=hold)
+        assert budget.held == 2 * both
+        hold.release()
+        hold = PixelHold()
+        await service.detect(None, [jpeg(2400, 1800)], hold=hold)
+        assert budget.held == 600 * 450  # decoded at 1/4 scale
+        hold.release()
+        await service.detect(None, [jpeg(2400, 1800)])
+        assert budget.held == 0
+        with pytest.raises(ImageTooLargeError, match=f"these 3 images decode to {3 * both} pixels"):
+            await service.detect(None, [jpeg(2400, 1800)] * 3, full_size=True)
+        assert budget.held == 0 and len(loaded[0].shapes) == 5  # warm-up and 4 images: not the refused 3
         await service.close()
 
     run(scenario)

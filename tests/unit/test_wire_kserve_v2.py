@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
+from visionserve.api.wire.kserve_outputs import ImagePrediction, OutputName, all_outputs, output_tensors
 from visionserve.api.wire.kserve_tensors import (
     Datatype,
     deserialize_bytes,
@@ -22,18 +23,19 @@ from visionserve.api.wire.kserve_tensors import (
     tensor_to_json,
 )
 from visionserve.api.wire.kserve_v2 import (
-    OutputName,
+    InferenceRequest,
     decode_body,
-    detection_tensors,
     image_inputs,
     parse_infer_request,
     render_infer_response,
     render_model_metadata,
     request_options,
+    requested_outputs,
 )
 from visionserve.core.detections import Detections
 from visionserve.errors import ImageTooLargeError, InvalidParameterError
 from visionserve.models.labels import Labels
+from visionserve.models.spec import Task
 
 LABELS = Labels({1: "person", 17: "cat"})
 
@@ -272,6 +274,20 @@ def test_compressed_bodies_are_inflated_within_a_limit(encoding: str) -> None:
 
 # --- responses ------------------------------------------------------------------------------------
 
+BOX_OUTPUTS = [n for n in OutputName if n.value in {"boxes", "scores", "class_ids", "labels", "num_detections"}]
+
+
+def detection_tensors(found: list[Detections], labels: Labels) -> dict[OutputName, Any]:
+    """Every box output of detections on 100x100 images."""
+    images = [ImagePrediction(d, 100, 100) for d in found]
+    return output_tensors(all_outputs(Task.DETECT, False), images, labels)
+
+
+def render(request: InferenceRequest, found: list[Detections], version: str | None = "1") -> tuple[bytes, int | None]:
+    wanted = requested_outputs(request, Task.DETECT, "ssd")
+    tensors = output_tensors(wanted, [ImagePrediction(d, 100, 100) for d in found], LABELS)
+    return render_infer_response("ssd", version, request, wanted, tensors)
+
 
 def test_detection_tensors_are_sorted_and_padded_per_batch() -> None:
     tensors = detection_tensors([two_detections(), Detections.empty()], LABELS)
@@ -293,20 +309,19 @@ def infer_request(**fields: Any) -> Any:
 def test_binary_response_is_read_back_by_tritonclient() -> None:
     tensors = detection_tensors([two_detections()], LABELS)
     request = infer_request(id="req-7", parameters={"binary_data_output": True})
-    raw, length = render_infer_response("ssd", "1", request, tensors)
+    raw, length = render(request, [two_detections()])
     assert length is not None and json.loads(raw[:length])["id"] == "req-7"
     result = triton.InferenceServerClient.parse_response_body(raw, header_length=length)
-    for name in OutputName:
+    for name in BOX_OUTPUTS:
         np.testing.assert_array_equal(result.as_numpy(name), tensors[name])
     assert result.get_response()["model_name"] == "ssd"
 
 
 def test_json_response_carries_flat_data_and_no_header_length() -> None:
-    tensors = detection_tensors([two_detections()], LABELS)
-    raw, length = render_infer_response("ssd", "1", infer_request(), tensors)
+    raw, length = render(infer_request(), [two_detections()])
     assert length is None
     outputs = {o["name"]: o for o in json.loads(raw)["outputs"]}
-    assert list(outputs) == [n.value for n in OutputName]
+    assert list(outputs) == [n.value for n in BOX_OUTPUTS]
     assert outputs["labels"] == {"name": "labels", "datatype": "BYTES", "shape": [1, 2], "data": ["person", "cat"]}
     assert outputs["boxes"]["data"] == [1, 2, 3, 4, 10, 20, 30, 40]
     result = triton.InferenceServerClient.parse_response_body(raw)
@@ -314,11 +329,10 @@ def test_json_response_carries_flat_data_and_no_header_length() -> None:
 
 
 def test_requested_outputs_choose_names_order_and_binary_each() -> None:
-    tensors = detection_tensors([two_detections()], LABELS)
     request = infer_request(
         outputs=[{"name": "num_detections"}, {"name": "scores", "parameters": {"binary_data": True}}]
     )
-    raw, length = render_infer_response("ssd", None, request, tensors)
+    raw, length = render(request, [two_detections()], version=None)
     assert length is not None
     header = json.loads(raw[:length])
     assert [o["name"] for o in header["outputs"]] == ["num_detections", "scores"]
@@ -328,13 +342,14 @@ def test_requested_outputs_choose_names_order_and_binary_each() -> None:
     assert struct.unpack("<2f", raw[length:]) == pytest.approx((0.9, 0.5))
 
 
-def test_unknown_or_classification_outputs_are_rejected() -> None:
-    tensors = detection_tensors([two_detections()], LABELS)
+def test_unknown_or_classification_outputs_of_box_models_are_rejected() -> None:
     with pytest.raises(InvalidParameterError, match="unexpected inference output 'logits'"):
-        render_infer_response("ssd", "1", infer_request(outputs=[{"name": "logits"}]), tensors)
+        render(infer_request(outputs=[{"name": "logits"}]), [two_detections()])
+    with pytest.raises(InvalidParameterError, match="unexpected inference output 'keypoints'"):
+        render(infer_request(outputs=[{"name": "keypoints"}]), [two_detections()])
     request = infer_request(outputs=[{"name": "scores", "parameters": {"classification": 3}}])
-    with pytest.raises(InvalidParameterError, match="classification"):
-        render_infer_response("ssd", "1", request, tensors)
+    with pytest.raises(InvalidParameterError, match=r"classification extension applies to .* classify models"):
+        render(request, [two_detections()])
 
 
 def test_model_metadata_names_the_input_and_outputs() -> None:

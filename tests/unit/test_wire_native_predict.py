@@ -24,8 +24,7 @@ from visionserve.models.spec import ModelSpec, Task
 from visionserve.render.annotators import RenderMode
 from visionserve.render.mask_decoding import instance_masks, patch_from_polygons, patch_from_rle
 from visionserve.render.mask_encoding import polygons, rle
-from visionserve.serving.manager import ModelState, ModelStatus
-from visionserve.serving.service import ImageResult, Timings
+from visionserve.serving.results import ImageResult, ModelState, ModelStatus, Timings
 
 LABELS = Labels({0: "dent", 1: "scratch"}, keypoints=("tip", "tail"))
 

@@ -19,7 +19,21 @@ from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
-from visionserve.api.routes import deepstack, health, jobs, kserve_v2, models, native, roboflow, tfserving, upload
+from visionserve.api.openapi import install_openapi
+from visionserve.api.routes import (
+    deepstack,
+    frames_ws,
+    health,
+    jobs,
+    kserve_v2,
+    models,
+    native,
+    roboflow,
+    streams,
+    tfserving,
+    upload,
+)
+from visionserve.api.streams_wiring import StreamCollector, start_streams, stop_streams, stream_secret, token_check
 from visionserve.api.uploads import UploadStore
 from visionserve.jobs.service import JobService
 from visionserve.models.repository import ModelRepository
@@ -27,6 +41,8 @@ from visionserve.outbound import OutboundPolicy, Resolver, parse_networks, syste
 from visionserve.serving.service import DetectionService, ServiceConfig
 from visionserve.serving.threads import set_opencv_threads
 from visionserve.settings import Settings
+from visionserve.streams.manager import no_stages
+from visionserve.streams.stages import StageFactory
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +55,7 @@ def create_app(
     service: DetectionService | None = None,
     jobs_service: JobService | None = None,
     resolver: Resolver = system_resolver,
+    stream_stages: StageFactory = no_stages,
 ) -> FastAPI:
     """The HTTP app serving ``repository`` under ``settings``.
 
@@ -47,6 +64,8 @@ def create_app(
     shutdown. ``set_threads`` applies OpenCV's thread count (tests inject a recorder). The job service
     (``app.state.jobs``) is built from the settings, or ``jobs_service`` is started, in the lifespan too.
     ``resolver`` resolves the hosts of URLs the server fetches itself (see :mod:`visionserve.outbound`).
+    Live streams (``app.state.streams``) start after the jobs and stop before them; ``stream_stages``
+    builds each stream's tracker, counters and motion gate.
     """
 
     @asynccontextmanager
@@ -57,11 +76,13 @@ def create_app(
         app.state.service = running
         await running.start()
         try:
-            await start_jobs(app, settings, repository, jobs_service, resolver)
+            await start_jobs(app, settings, repository, jobs_service, running, resolver)
+            await start_streams(app, settings, running, resolver, stream_stages)
             logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
             yield
         finally:
             try:
+                await stop_streams(app)
                 await stop_jobs(app)
             finally:
                 await running.close()
@@ -77,7 +98,8 @@ def create_app(
     in_flight = InFlight()
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.uploads = UploadStore(settings.upload_dir or settings.data_dir / "uploads", settings.upload_max_tasks)
+    uploads_dir = settings.upload_dir or settings.data_dir / "uploads"
+    app.state.uploads = UploadStore(uploads_dir, settings.upload_max_tasks, settings.upload_max_bytes)
     app.state.in_flight = in_flight
     app.state.url_images = OutboundPolicy(
         settings.url_image_hosts,
@@ -88,6 +110,9 @@ def create_app(
     )
     app.state.service = None
     app.state.jobs = None
+    app.state.streams = None
+    app.state.stream_secret = stream_secret(settings)
+    metrics.registry.register(StreamCollector(lambda: app.state.streams))
 
     def draining() -> bool:
         running: DetectionService | None = app.state.service
@@ -96,31 +121,39 @@ def create_app(
     install_error_handlers(app, settings.debug)
     # add_middleware puts each one outside the previous: innermost first.
     app.add_middleware(JobsBodyLimit, max_bytes=settings.max_body_bytes, jobs_max_bytes=settings.jobs_max_body_bytes)
-    app.add_middleware(DrainMiddleware, in_flight=in_flight, draining=draining)
+    app.add_middleware(DrainMiddleware, in_flight=in_flight, draining=draining, long_lived=streams.is_long_lived)
     app.add_middleware(
         ApiKeyMiddleware,
         keys=settings.api_keys,
         realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS),
         max_body_bytes=settings.max_body_bytes,
+        token_check=token_check(app.state.stream_secret),
     )
     app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)  # bounds the key scan's reads too
     app.add_middleware(CatchAllMiddleware, debug=settings.debug)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, long_lived=streams.is_long_lived)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(native.router)
     app.include_router(jobs.router)
+    app.include_router(streams.router)
+    app.include_router(frames_ws.router)
     for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload):
         app.include_router(protocol.router)
+    install_openapi(app)
     return app
 
 
 async def drain(app: FastAPI, timeout: float) -> bool:
-    """Start refusing new requests (503) and wait up to ``timeout`` seconds for those in flight.
-    True when they all finished in time."""
+    """Start refusing new requests (503), end the stream viewers' responses (they would never finish
+    on their own), and wait up to ``timeout`` seconds for the requests in flight. True when they all
+    finished in time."""
     running: DetectionService | None = app.state.service
     if running is not None:
         running.begin_drain()
+    live = app.state.streams
+    if live is not None:
+        live.end_viewers()
     in_flight: InFlight = app.state.in_flight
     if in_flight.count:
         logger.info("draining: waiting for %d request(s) in flight", in_flight.count)

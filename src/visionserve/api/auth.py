@@ -14,6 +14,10 @@ to the route unchanged. No image, base64 text, multipart part or JSON document i
 caller who has not shown a key. A scan only yields candidates that are compared with the configured
 keys, so a value that merely looks like a key field (inside an image, say) grants nothing that the
 caller did not already know. 401 answers under a realm are rendered in that protocol's shape.
+
+Browsers cannot send a header from ``<img src>`` or ``EventSource``: a request without a key that
+``token_check`` accepts (a stream's GET image and event routes with a valid signed ``token`` in the
+query, see :mod:`visionserve.streams.tokens`) passes too; the token opens nothing else.
 """
 
 from __future__ import annotations
@@ -121,8 +125,10 @@ class ApiKeyMiddleware:
         public_paths: frozenset[str] = PUBLIC_PATHS,
         realms: Sequence[BodyKeyRealm] = (),
         max_body_bytes: int = 20 * 1024 * 1024,
+        token_check: Callable[[Scope], bool] = lambda scope: False,
     ) -> None:
         self.app = app
+        self.token_check = token_check
         self.keys = tuple(keys)
         self.public_paths = public_paths
         self.realms = tuple(realms)
@@ -136,7 +142,7 @@ class ApiKeyMiddleware:
         realm = next((r for r in self.realms if scope["path"].startswith(r.prefix)), None)
         if key is None and realm is not None:
             key = _query_key(scope)
-        if key is not None and key_matches(key, self.keys):
+        if (key is not None and key_matches(key, self.keys)) or (key is None and self.token_check(scope)):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -19,10 +19,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visionserve.errors import (
     AuthenticationError,
+    BadSourceError,
     ConfigError,
     ImageDecodeError,
     ImageTooLargeError,
@@ -34,11 +36,15 @@ from visionserve.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NoFrameYetError,
     OverloadedError,
     RemoteError,
     RequestTimeoutError,
     ShuttingDownError,
+    SourceNotFoundError,
+    SourceRefusedError,
     StorageError,
+    StreamNotFoundError,
     UnsupportedMediaTypeError,
     VisionServeError,
     WrongTaskError,
@@ -53,11 +59,16 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     UnsupportedMediaTypeError: (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     RequestTimeoutError: (HTTPStatus.REQUEST_TIMEOUT, "request_timeout"),
     WrongTaskError: (HTTPStatus.UNPROCESSABLE_ENTITY, "wrong_task"),
+    SourceNotFoundError: (HTTPStatus.UNPROCESSABLE_ENTITY, "source_not_found"),
+    SourceRefusedError: (HTTPStatus.UNPROCESSABLE_ENTITY, "source_refused"),
+    BadSourceError: (HTTPStatus.UNPROCESSABLE_ENTITY, "bad_source"),
     InvalidParameterError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_parameter"),
     InputError: (HTTPStatus.BAD_REQUEST, "bad_input"),
     AuthenticationError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
     ModelNotFoundError: (HTTPStatus.NOT_FOUND, "model_not_found"),
     JobNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
+    StreamNotFoundError: (HTTPStatus.NOT_FOUND, "stream_not_found"),
+    NoFrameYetError: (HTTPStatus.SERVICE_UNAVAILABLE, "no_frame_yet"),
     JobStateError: (HTTPStatus.CONFLICT, "conflict"),
     OverloadedError: (HTTPStatus.TOO_MANY_REQUESTS, "overloaded"),
     ModelNotReadyError: (HTTPStatus.SERVICE_UNAVAILABLE, "model_not_ready"),
@@ -69,6 +80,10 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     InferenceError: (HTTPStatus.INTERNAL_SERVER_ERROR, "inference_error"),
     VisionServeError: (HTTPStatus.INTERNAL_SERVER_ERROR, "error"),
 }
+
+#: The status of a request whose client went away before its body was read (nobody reads the answer;
+#: access logs and metrics see a client error, not a server one).
+CLIENT_DISCONNECTED = (HTTPStatus.BAD_REQUEST, "client_disconnected")
 
 #: Codes of HTTP-level errors that Starlette raises (unknown route, wrong method, bad multipart).
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
@@ -92,6 +107,17 @@ def error_response(
     return JSONResponse(error_body(code, message, **extra), status_code=status, headers=dict(headers or {}))
 
 
+def log_expected(status: int, request_line: str, exc: BaseException) -> None:
+    """Log a deliberate 5xx other than 500 (a model not loaded, shutting down, storage down) at
+    WARNING and a client that went away at INFO, both on one line without a traceback: they are
+    conditions of the service, not bugs, and must not bury the real internal errors logged by
+    :func:`log_internal`."""
+    if isinstance(exc, ClientDisconnect):
+        logger.info("client disconnected on %s", request_line)
+    elif status >= 500:
+        logger.warning("%d on %s: %s", status, request_line, exc)
+
+
 def log_internal(exc: BaseException, request_line: str, debug: bool) -> tuple[str, str | None]:
     """Log ``exc`` with its traceback under a fresh error id; the id, and the traceback text when
     ``debug`` (answers show it only then)."""
@@ -105,6 +131,8 @@ def error_headers(exc: VisionServeError) -> dict[str, str]:
     ``Connection: close`` for shutdown and a body timeout), ``WWW-Authenticate`` for a missing or wrong key."""
     if isinstance(exc, OverloadedError):
         return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if isinstance(exc, NoFrameYetError):
+        return {"Retry-After": "1"}
     if isinstance(exc, ShuttingDownError):
         return {"Retry-After": "1", "Connection": "close"}
     if isinstance(exc, RequestTimeoutError):
@@ -131,7 +159,14 @@ def visionserve_error_response(exc: VisionServeError, request_line: str, debug: 
     status, code = status_of(exc)
     if status == HTTPStatus.INTERNAL_SERVER_ERROR:
         return internal_error_response(exc, request_line, debug, code, str(exc))
+    log_expected(status, request_line, exc)
     return error_response(status, code, str(exc), error_headers(exc))
+
+
+def disconnect_response(exc: ClientDisconnect, request_line: str) -> JSONResponse:
+    """The answer (which nobody reads) for a client that went away; logged by :func:`log_expected`."""
+    log_expected(CLIENT_DISCONNECTED[0], request_line, exc)
+    return error_response(CLIENT_DISCONNECTED[0], CLIENT_DISCONNECTED[1], "the client disconnected")
 
 
 def _request_line(request: Request) -> str:
@@ -166,9 +201,11 @@ def install_error_handlers(app: FastAPI, debug: bool) -> None:
             return error_response(422, "invalid_parameter", _validation_message(exc))
         if isinstance(exc, StarletteHTTPException):
             return _http_error_response(request, exc)
+        if isinstance(exc, ClientDisconnect):
+            return disconnect_response(exc, _request_line(request))
         return internal_error_response(exc, _request_line(request), debug)
 
-    for cls in (VisionServeError, RequestValidationError, StarletteHTTPException):
+    for cls in (VisionServeError, RequestValidationError, StarletteHTTPException, ClientDisconnect):
         app.add_exception_handler(cls, handle)
 
 
@@ -197,6 +234,8 @@ class CatchAllMiddleware:
             line = f"{scope.get('method', '')} {scope.get('path', '')}"
             if isinstance(exc, VisionServeError):
                 response = visionserve_error_response(exc, line, self.debug)
+            elif isinstance(exc, ClientDisconnect):
+                response = disconnect_response(exc, line)
             else:
                 response = internal_error_response(exc, line, self.debug)
             if started:

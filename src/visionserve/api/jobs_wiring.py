@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,10 +27,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from visionserve.api.limits import BodyLimitMiddleware
 from visionserve.errors import VisionServeError
 from visionserve.jobs.config import jobs_config
+from visionserve.jobs.detectors import ServedModels
 from visionserve.jobs.factory import build_service
 from visionserve.jobs.service import JobService, JobStats
 from visionserve.models.repository import ModelRepository
 from visionserve.outbound import Resolver, system_resolver
+from visionserve.serving.service import DetectionService
 from visionserve.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,13 +45,17 @@ async def start_jobs(
     settings: Settings,
     repository: ModelRepository,
     given: JobService | None,
+    models: DetectionService,
     resolver: Resolver = system_resolver,
 ) -> None:
-    """Build (unless ``given``) and start the job service; resumes what a previous run left.
+    """Build (unless ``given``) and start the job service; resumes what a previous run left. Its
+    embedded pool runs items on ``models``, the served models of the app (one inference path);
     ``resolver`` resolves the hosts of image URLs and webhooks."""
+    detector = ServedModels(models, asyncio.get_running_loop())
 
     def start() -> JobService:
-        service = given or build_service(replace(jobs_config(settings), resolver=resolver), repository)
+        config = replace(jobs_config(settings), resolver=resolver)
+        service = given or build_service(config, repository, detector=detector)
         service.start()
         return service
 

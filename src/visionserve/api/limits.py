@@ -7,7 +7,8 @@
   not complete ``timeout`` seconds after the route first asks for it (a body trickled byte by byte).
 * :class:`DrainMiddleware` counts requests in flight (:class:`InFlight`) and, once the service is
   draining, answers new requests with 503 while those in flight finish. Health probes and
-  ``/metrics`` are neither counted nor refused.
+  ``/metrics`` are neither counted nor refused; long-lived responses (stream viewers, websockets)
+  are refused but not counted: draining ends them instead of waiting for them.
 """
 
 from __future__ import annotations
@@ -140,10 +141,17 @@ class InFlight:
 class DrainMiddleware:
     """Counts requests in ``in_flight``; refuses new ones with 503 once ``draining()`` is true."""
 
-    def __init__(self, app: ASGIApp, in_flight: InFlight, draining: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        in_flight: InFlight,
+        draining: Callable[[], bool],
+        long_lived: Callable[[str], bool] = lambda path: False,
+    ) -> None:
         self.app = app
         self.in_flight = in_flight
         self.draining = draining
+        self.long_lived = long_lived
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"} or scope["path"] in PROBE_PATHS:
@@ -155,6 +163,9 @@ class DrainMiddleware:
                 return
             error = ShuttingDownError("the server is shutting down and takes no new requests")
             await visionserve_error_response(error, f"{scope['method']} {scope['path']}", False)(scope, receive, send)
+            return
+        if self.long_lived(scope["path"]):
+            await self.app(scope, receive, send)
             return
         with self.in_flight.track():
             await self.app(scope, receive, send)

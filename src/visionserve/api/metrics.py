@@ -14,7 +14,8 @@ visionserve_images_total                   counter    model: images through forw
 =========================================  =========  ==============================================
 
 Routes name the model they serve with :func:`tag_model`; requests that no route matched are
-counted under the route ``unmatched``.
+counted under the route ``unmatched``. Long-lived responses (stream viewers) are counted but not
+timed: their duration is how long someone watched, not a latency.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from visionserve.serving.manager import ModelState
+from visionserve.serving.results import ModelState
 from visionserve.serving.service import DetectionService
 
 _MODEL_KEY = "visionserve.model"
@@ -129,9 +130,10 @@ def _route_of(scope: Scope) -> str:
 class MetricsMiddleware:
     """Counts and times every HTTP request by route template, model and status."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, long_lived: Callable[[str], bool] = lambda path: False) -> None:
         self.app = app
         self.metrics = metrics
+        self.long_lived = long_lived
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,4 +155,8 @@ class MetricsMiddleware:
             self.metrics.in_progress.dec()
             model = str(scope.get(_MODEL_KEY, ""))
             elapsed = time.perf_counter() - started
-            self.metrics.observe_request(_route_of(scope), scope["method"], model, status, elapsed)
+            route = _route_of(scope)
+            if self.long_lived(scope["path"]):
+                self.metrics.requests.labels(route, scope["method"], model, str(status)).inc()
+            else:
+                self.metrics.observe_request(route, scope["method"], model, status, elapsed)

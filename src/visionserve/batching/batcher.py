@@ -12,8 +12,20 @@ a free slot (``capacity`` batches may run at once: one per model instance), then
 * the batch function's failure fails every caller of that batch; a result list of the wrong length
   fails them all with :class:`~visionserve.errors.InferenceError` (and an error log line);
 * a full queue refuses new items with :class:`~visionserve.errors.OverloadedError`;
+* items have a :class:`Priority`. Synchronous requests are ``HIGH``; background work (job items)
+  is ``LOW`` and never delays them by more than one forward pass: a free slot always takes the
+  queued ``HIGH`` items first; ``LOW`` items run only when no ``HIGH`` item waits, in batches of
+  their own (a ``HIGH`` item never shares, and so never pays for, a ``LOW`` one's forward pass), at
+  once (they do not wait for company), and on at most ``capacity - 1`` slots when there are several
+  (one slot stays free for requests). Each priority has its own queue bound, so background work
+  never makes requests overloaded, nor the reverse;
 * :meth:`Batcher.close` stops accepting items, runs what is queued without further waiting, and
-  returns when every batch has finished.
+  returns when every batch has finished;
+* a dispatcher task that dies (a bug outside the batch function, or a cancellation other than
+  :meth:`close`) is logged with its traceback, fails every queued caller and every later submit with
+  :class:`~visionserve.errors.ModelNotReadyError` (HTTP 503), and calls ``on_failure`` so that the
+  owner can mark the model failed: callers never wait on a queue that nobody serves. Batches already
+  running still deliver their results.
 
 The batcher is used from one event loop; time comes from an injected :class:`Clock` so that tests
 can drive it without sleeping.
@@ -28,6 +40,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from visionserve.batching.policy import BatchPolicy
@@ -36,6 +49,15 @@ from visionserve.errors import InferenceError, InvalidParameterError, ModelNotRe
 logger = logging.getLogger(__name__)
 
 ItemT = TypeVar("ItemT")
+
+
+class Priority(StrEnum):
+    """Who waits for an item: a client on the line (``HIGH``) or background work (``LOW``)."""
+
+    HIGH = "high"
+    LOW = "low"
+
+
 ResultT = TypeVar("ResultT")
 
 #: Weight of the newest batch duration in the moving average behind :meth:`Batcher.retry_after`.
@@ -79,6 +101,8 @@ class Batcher(Generic[ItemT, ResultT]):
         clock: time source (default: :class:`MonotonicClock`).
         capacity: how many batches may run at once (>= 1).
         name: used in error messages and logs (e.g. the model's name).
+        on_failure: called once, on the event loop, with the :class:`ModelNotReadyError` that
+            queued and later callers get, when the dispatcher task dies (see the module docstring).
     """
 
     def __init__(
@@ -89,6 +113,7 @@ class Batcher(Generic[ItemT, ResultT]):
         clock: Clock | None = None,
         capacity: int = 1,
         name: str = "batcher",
+        on_failure: Callable[[ModelNotReadyError], None] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
@@ -98,61 +123,94 @@ class Batcher(Generic[ItemT, ResultT]):
         self._clock = clock or MonotonicClock()
         self._capacity = capacity
         self._queue: deque[_Entry[ItemT, ResultT]] = deque()
+        self._low: deque[_Entry[ItemT, ResultT]] = deque()
         self._running = 0
+        self._running_low = 0
+        self._low_capacity = max(1, capacity - 1)
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
         self._mean_batch_s: float | None = None
+        self._on_failure = on_failure
+        self._failure: ModelNotReadyError | None = None
 
     @property
     def depth(self) -> int:
-        """Items waiting for a batch (not counting those running)."""
-        return sum(1 for entry in self._queue if not entry.future.done())
+        """Items waiting for a batch, of either priority (not counting those running)."""
+        return _waiting(self._queue) + _waiting(self._low)
 
     @property
     def in_flight(self) -> int:
         """Batches running now."""
         return self._running
 
+    @property
+    def failure(self) -> ModelNotReadyError | None:
+        """Why the batcher stopped serving (its dispatcher died), or None while it is healthy."""
+        return self._failure
+
     def start(self) -> None:
         """Start the dispatcher task (call from the event loop that will use the batcher)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._dispatch(), name=f"batcher-{self.name}")
+            self._task.add_done_callback(self._dispatcher_ended)
 
-    def submit(self, item: ItemT) -> asyncio.Future[ResultT]:
+    def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
+        """Fail the queue (and report) unless the dispatcher returned because :meth:`close` asked."""
+        error = None if task.cancelled() else task.exception()
+        if error is None and not task.cancelled() and self._closing:
+            return
+        reason = "it was cancelled" if error is None else f"{type(error).__name__}: {error}"
+        message = f"{self.name} stopped serving requests: its batch dispatcher died ({reason})"
+        level = logging.WARNING if error is None else logging.ERROR  # a cancellation is no bug of ours
+        logger.log(level, "%s; failing %d queued request(s)", message, self.depth, exc_info=error)
+        self._failure = ModelNotReadyError(message)
+        for queue in (self._queue, self._low):
+            while queue:
+                entry = queue.popleft()
+                if not entry.future.done():
+                    entry.future.set_exception(ModelNotReadyError(message))
+        if self._on_failure is not None:
+            self._on_failure(self._failure)
+
+    def submit(self, item: ItemT, priority: Priority = Priority.HIGH) -> asyncio.Future[ResultT]:
         """Queue one item; the future resolves to its result. See :meth:`submit_many`."""
-        return self.submit_many([item])[0]
+        return self.submit_many([item], priority)[0]
 
-    def submit_many(self, items: Sequence[ItemT]) -> list[asyncio.Future[ResultT]]:
+    def submit_many(self, items: Sequence[ItemT], priority: Priority = Priority.HIGH) -> list[asyncio.Future[ResultT]]:
         """Queue ``items`` together (they leave in the same batch when it has room); one future each.
 
         Raises what :meth:`check_room` raises for ``len(items)``.
         """
-        self.check_room(len(items))
+        self.check_room(len(items), priority)
         loop = asyncio.get_running_loop()
         now = self._clock.now()
-        immediate = not self.depth and self._running < self._capacity
+        queue = self._queue if priority is Priority.HIGH else self._low
+        immediate = not _waiting(queue) and self._running < self._capacity
         entries = [_Entry[ItemT, ResultT](item, loop.create_future(), now, immediate) for item in items]
-        self._queue.extend(entries)
+        queue.extend(entries)
         self._wakeup.set()
         return [entry.future for entry in entries]
 
-    def check_room(self, count: int) -> None:
+    def check_room(self, count: int, priority: Priority = Priority.HIGH) -> None:
         """Return when :meth:`submit_many` would take ``count`` items now, else raise: a cheap check
         before costly work (decoding images) that a refusal would waste.
 
-        Raises :class:`ModelNotReadyError` once :meth:`close` was called (or before :meth:`start`),
-        :class:`OverloadedError` when the queue has no room for all of them, and
+        Raises :class:`ModelNotReadyError` once :meth:`close` was called (or before :meth:`start`, or
+        after the dispatcher died),
+        :class:`OverloadedError` when the queue of ``priority`` has no room for all of them, and
         :class:`InvalidParameterError` when they could never fit (more than ``queue_size``).
         """
+        if self._failure is not None:
+            raise ModelNotReadyError(str(self._failure))
         if self._closing or self._task is None:
             raise ModelNotReadyError(f"{self.name} is not accepting requests: it is stopping or stopped")
         if count > self.policy.queue_size:
             raise InvalidParameterError(
                 f"{count} images in one request exceed the queue size of {self.name} ({self.policy.queue_size})"
             )
-        if self.depth + count > self.policy.queue_size:
+        if _waiting(self._queue if priority is Priority.HIGH else self._low) + count > self.policy.queue_size:
             raise OverloadedError(
                 f"{self.name} is overloaded: its queue of {self.policy.queue_size} is full", self.retry_after()
             )
@@ -160,7 +218,7 @@ class Batcher(Generic[ItemT, ResultT]):
     def retry_after(self) -> float:
         """Seconds until the queue has likely made room: the queued batches times the mean batch
         duration, spread over the slots; at least one second."""
-        batches = math.ceil((self.depth + 1) / self.policy.max_batch_size)
+        batches = math.ceil((_waiting(self._queue) + 1) / self.policy.max_batch_size)
         per_batch = self._mean_batch_s if self._mean_batch_s is not None else 1.0
         return max(1.0, batches * per_batch / self._capacity)
 
@@ -169,24 +227,37 @@ class Batcher(Generic[ItemT, ResultT]):
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
-            await self._task
+            await asyncio.gather(self._task, return_exceptions=True)  # a dead dispatcher was reported
         if self._batches:
             await asyncio.gather(*self._batches, return_exceptions=True)
 
     async def _dispatch(self) -> None:
         while True:
-            while not (self.depth and self._running < self._capacity):
+            while (queue := self._next_queue()) is None:
                 if self._closing and not self.depth:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            await self._gather_company()
-            batch = self._take()
+            low = queue is self._low
+            if not low:
+                await self._gather_company()
+            batch = self._take(queue)
             if batch:
                 self._running += 1
-                task = asyncio.get_running_loop().create_task(self._execute(batch))
+                self._running_low += low
+                task = asyncio.get_running_loop().create_task(self._execute(batch, low))
                 self._batches.add(task)
                 task.add_done_callback(self._batches.discard)
+
+    def _next_queue(self) -> deque[_Entry[ItemT, ResultT]] | None:
+        """The queue a free slot serves now (``HIGH`` first), or None when no slot may start a batch."""
+        if self._running >= self._capacity:
+            return None
+        if _waiting(self._queue):
+            return self._queue
+        if _waiting(self._low) and self._running_low < self._low_capacity:
+            return self._low
+        return None
 
     async def _gather_company(self) -> None:
         """Wait until the batch is full, the oldest item's delay is over, or the batcher closes."""
@@ -194,7 +265,7 @@ class Batcher(Generic[ItemT, ResultT]):
         if head.immediate or self.policy.max_batch_size == 1:
             return
         deadline = head.queued_at + self.policy.max_queue_delay_s
-        while self.depth < self.policy.max_batch_size and not self._closing and not head.future.done():
+        while _waiting(self._queue) < self.policy.max_batch_size and not self._closing and not head.future.done():
             remaining = deadline - self._clock.now()
             if remaining <= 0:
                 return
@@ -211,16 +282,16 @@ class Batcher(Generic[ItemT, ResultT]):
             waiter.cancel()
             sleeper.cancel()
 
-    def _take(self) -> list[_Entry[ItemT, ResultT]]:
-        """Pop up to ``max_batch_size`` items whose callers still wait."""
+    def _take(self, queue: deque[_Entry[ItemT, ResultT]]) -> list[_Entry[ItemT, ResultT]]:
+        """Pop up to ``max_batch_size`` items of ``queue`` whose callers still wait."""
         batch: list[_Entry[ItemT, ResultT]] = []
-        while self._queue and len(batch) < self.policy.max_batch_size:
-            entry = self._queue.popleft()
+        while queue and len(batch) < self.policy.max_batch_size:
+            entry = queue.popleft()
             if not entry.future.done():
                 batch.append(entry)
         return batch
 
-    async def _execute(self, batch: list[_Entry[ItemT, ResultT]]) -> None:
+    async def _execute(self, batch: list[_Entry[ItemT, ResultT]], low: bool) -> None:
         started = self._clock.now()
         try:
             results = list(await self._run_batch([entry.item for entry in batch]))
@@ -243,6 +314,7 @@ class Batcher(Generic[ItemT, ResultT]):
                     entry.future.set_result(result)
         finally:
             self._running -= 1
+            self._running_low -= low
             self._record(self._clock.now() - started)
             self._wakeup.set()
 
@@ -251,3 +323,8 @@ class Batcher(Generic[ItemT, ResultT]):
             self._mean_batch_s = seconds
         else:
             self._mean_batch_s += _EWMA_WEIGHT * (seconds - self._mean_batch_s)
+
+
+def _waiting(queue: deque[_Entry[ItemT, ResultT]]) -> int:
+    """Entries of ``queue`` whose callers still wait."""
+    return sum(1 for entry in queue if not entry.future.done())

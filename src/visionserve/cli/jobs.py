@@ -207,9 +207,24 @@ def cancel(client: JobsClient, job_id: str) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @click.pass_obj
 def results(client: JobsClient, job_id: str, fmt: str, output: Path | None) -> None:
-    """Every result of a job as one JSON document (native, or COCO with --format coco)."""
-    body = client.request("GET", f"/v1/jobs/{job_id}/results", params={"format": fmt}).content
+    """Every result of a job as one JSON document (native, or COCO with --format coco); native
+    results are fetched a page at a time and joined."""
+    if fmt == "coco":
+        body = client.request("GET", f"/v1/jobs/{job_id}/results", params={"format": fmt}).content
+    else:
+        body = json.dumps(_all_results(client, job_id)).encode()
     if output is None:
         click.echo(body.decode())
     else:
         output.write_bytes(body)
+
+
+def _all_results(client: JobsClient, job_id: str) -> dict[str, Any]:
+    """``{"job", "items"}`` with the items of every page of ``/v1/jobs/{id}/results``."""
+    document = client.json("GET", f"/v1/jobs/{job_id}/results", params={"format": "json"})
+    items = list(document["items"])
+    while document["page"]["next"] is not None:
+        offset = document["page"]["offset"] + document["page"]["limit"]
+        document = client.json("GET", f"/v1/jobs/{job_id}/results", params={"format": "json", "offset": offset})
+        items.extend(document["items"])
+    return {"job": document["job"], "items": items}

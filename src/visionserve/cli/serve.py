@@ -29,6 +29,8 @@ from visionserve.cli.common import reports_errors
 from visionserve.settings import ENV_PREFIX, LogLevel, Settings
 
 logger = logging.getLogger(__name__)
+#: Settings too structured for a flag: the YAML file (or a JSON environment variable) only.
+FILE_ONLY = frozenset({"streams"})
 
 
 def _option_type(annotation: Any) -> Any:
@@ -46,6 +48,8 @@ def _option_type(annotation: Any) -> Any:
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """One flag per field of :class:`Settings` (None when not given, so that lower sources apply)."""
     for name, info in reversed(list(Settings.model_fields.items())):
+        if name in FILE_ONLY:
+            continue
         flag = name.replace("_", "-")
         default = "none" if name == "api_keys" else info.default
         default_text = default.value if isinstance(default, LogLevel) else default

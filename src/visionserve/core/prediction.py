@@ -16,7 +16,7 @@ from visionserve.errors import WrongTaskError
 #: Boxes with optional masks and keypoints (detect, segment, pose) or top classes (classify).
 Prediction: TypeAlias = Detections | Classifications
 
-__all__ = ["Classifications", "Detections", "Prediction", "boxes_of"]
+__all__ = ["Classifications", "Detections", "Prediction", "boxes_of", "classes_of"]
 
 
 def boxes_of(prediction: Prediction, model: str) -> Detections:
@@ -24,4 +24,12 @@ def boxes_of(prediction: Prediction, model: str) -> Detections:
     (``model`` classifies whole images: an interface that answers boxes cannot serve it)."""
     if not isinstance(prediction, Detections):
         raise WrongTaskError(f"model {model!r} classifies images and gives no boxes: use its predict route")
+    return prediction
+
+
+def classes_of(prediction: Prediction, model: str) -> Classifications:
+    """``prediction`` as :class:`Classifications`; raises :class:`WrongTaskError` for detections
+    (``model`` finds objects: an interface that answers classes of whole images cannot serve it)."""
+    if not isinstance(prediction, Classifications):
+        raise WrongTaskError(f"model {model!r} finds objects and does not classify whole images: use a box route")
     return prediction

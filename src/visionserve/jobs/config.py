@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from visionserve.core.images import DEFAULT_MAX_PIXELS
-from visionserve.jobs.model import ArtifactBackend
 from visionserve.jobs.service import JobLimits
-from visionserve.jobs.webhooks import RetryPolicy
+from visionserve.jobs.webhooks import WebhookRetries
 from visionserve.outbound import IPNetwork, OutboundPolicy, Resolver, parse_networks, system_resolver
+from visionserve.settings import ArtifactBackend
 from visionserve.storage.db import sqlite_url
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class JobsConfig:
     device: str = "cpu"
     limits: JobLimits = field(default_factory=JobLimits)
     webhook_secret: str | None = field(default=None, repr=False)
-    webhook_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    webhook_policy: WebhookRetries = field(default_factory=WebhookRetries)
     url_hosts: tuple[str, ...] = ()
     url_max_bytes: int = 20_000_000
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -80,7 +80,7 @@ def jobs_config(settings: Settings) -> JobsConfig:
             retention=timedelta(hours=retention) if retention > 0 else None,
         ),
         webhook_secret=None if settings.webhook_secret is None else settings.webhook_secret.get_secret_value(),
-        webhook_policy=RetryPolicy(attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff),
+        webhook_policy=WebhookRetries(attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff),
         url_hosts=settings.jobs_url_hosts,
         url_max_bytes=settings.max_body_bytes,
         max_pixels=settings.max_image_pixels,

@@ -12,15 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from visionserve.jobs.config import JobsConfig
+from visionserve.jobs.detectors import ItemDetector, ModelCache
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.local_runner import LocalRunner
-from visionserve.jobs.model import ArtifactBackend, Job
-from visionserve.jobs.processing import ItemProcessor, ModelCache, ProcessorConfig
+from visionserve.jobs.model import Job
+from visionserve.jobs.processing import ItemProcessor, ProcessorConfig
 from visionserve.jobs.runner import JobRunner
 from visionserve.jobs.service import JobService
 from visionserve.jobs.store import ArtifactStore
 from visionserve.jobs.webhooks import WebhookDispatcher
 from visionserve.models.repository import ModelRepository
+from visionserve.settings import ArtifactBackend
 from visionserve.storage.artifacts import DatabaseArtifactStore, LocalArtifactStore
 from visionserve.storage.db import Database
 from visionserve.storage.jobs import SqlJobStore
@@ -69,20 +71,25 @@ def make_processor(
     worker: str,
     on_ended: Callable[[Job], None],
     device: str | None = None,
+    detector: ItemDetector | None = None,
 ) -> ItemProcessor:
-    """A processor with its own model cache (for one thread or one process)."""
+    """A processor on ``detector`` (the server's served models), or else with a model cache of its own
+    on ``device`` (for a worker process)."""
     return ItemProcessor(
         storage.store,
         storage.artifacts,
-        ModelCache(repository, device or config.device),
-        ProcessorConfig(worker, config.limits.max_attempts, config.max_pixels),
+        detector or ModelCache(repository, device or config.device, max_pixels=config.max_pixels),
+        ProcessorConfig(worker, config.limits.max_attempts),
         on_ended,
         fetcher=url_fetcher(config),
     )
 
 
-def local_runner(config: JobsConfig, storage: Storage, repository: ModelRepository) -> LocalRunner:
-    """The embedded pool: ``config.workers`` threads; webhooks when a secret is configured."""
+def local_runner(
+    config: JobsConfig, storage: Storage, repository: ModelRepository, detector: ItemDetector | None = None
+) -> LocalRunner:
+    """The embedded pool: ``config.workers`` threads on ``detector`` (in a server: its served models;
+    without one, each thread loads its own); webhooks when a secret is configured."""
     dispatcher = webhook_dispatcher(config, storage)
 
     def on_ended(job: Job) -> None:
@@ -90,22 +97,28 @@ def local_runner(config: JobsConfig, storage: Storage, repository: ModelReposito
             runner.notify(job.id)
 
     def processor(n: int) -> ItemProcessor:
-        return make_processor(config, storage, repository, worker_name(f"local-{n}"), on_ended)
+        return make_processor(config, storage, repository, worker_name(f"local-{n}"), on_ended, detector=detector)
 
     runner = LocalRunner(processor, config.workers, dispatcher)
     return runner
 
 
-def build_service(config: JobsConfig, repository: ModelRepository, runner: JobRunner | None = None) -> JobService:
-    """The service for a server: embedded pool without a broker URL, Celery runner with one
-    (``runner`` overrides both). Call ``start()`` on it, and ``stop()`` at shutdown."""
+def build_service(
+    config: JobsConfig,
+    repository: ModelRepository,
+    runner: JobRunner | None = None,
+    detector: ItemDetector | None = None,
+) -> JobService:
+    """The service for a server: embedded pool without a broker URL (on ``detector``: pass the
+    server's :class:`~visionserve.jobs.detectors.ServedModels`), Celery runner with one (``runner``
+    overrides both). Call ``start()`` on it, and ``stop()`` at shutdown."""
     storage = open_storage(config)
     if runner is None and config.broker_url:
         from visionserve.jobs.celery_app import CeleryRunner, create_celery_app
 
         runner = CeleryRunner(create_celery_app(config), config.queue)
     if runner is None:
-        runner = local_runner(config, storage, repository)
+        runner = local_runner(config, storage, repository, detector)
     return JobService(
         storage.store,
         storage.artifacts,

@@ -1,4 +1,5 @@
-"""The embedded runner: a pool of threads in the server process, each with its own models.
+"""The embedded runner: a pool of threads in the server process; their items run on the server's served
+models (at a lower priority than requests, see :class:`~visionserve.jobs.detectors.ServedModels`).
 
 Items wait in an in-memory queue; the database is the durable copy, so the service re-submits every
 unfinished item when it starts again. Webhooks are delivered by one more thread, with backoff waits
@@ -15,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from visionserve.errors import ConfigError, StorageError, VisionServeError
+from visionserve.errors import ConfigError, OverloadedError, ShuttingDownError, StorageError, VisionServeError
 from visionserve.jobs.processing import ItemProcessor
 from visionserve.jobs.webhooks import WebhookDispatcher
 
@@ -40,8 +41,9 @@ def lower_thread_priority(increment: int) -> None:
 
 class LocalRunner:
     """``workers`` threads; thread ``n`` builds its processor with ``make_processor(n)`` when it starts,
-    so models load in the thread that uses them. ``webhooks`` may be None (webhooks turned off).
-    A :class:`StorageError` or an unexpected exception puts the item back after ``retry_s`` seconds (an
+    ``webhooks`` may be None (webhooks turned off). A :class:`StorageError`, a server that cannot
+    take the item now (:class:`ShuttingDownError`, :class:`OverloadedError`) or an unexpected
+    exception puts the item back after ``retry_s`` seconds (an
     item whose claims keep failing ends failed after ``max_attempts`` claims). ``nice`` is added to the
     nice value of each job thread (0 keeps it)."""
 
@@ -130,7 +132,7 @@ class LocalRunner:
     def _process(self, processor: ItemProcessor, job_id: str, index: int) -> None:
         try:
             processor.process(job_id, index)
-        except StorageError as exc:
+        except (StorageError, ShuttingDownError, OverloadedError) as exc:
             log.warning("item %s/%d: %s; retrying in %.1f s", job_id, index, exc, self._retry_s)
             if not self._stopping.wait(self._retry_s):
                 self._items.put((job_id, index))

@@ -51,13 +51,6 @@ class WebhookState(StrEnum):
     FAILED = "failed"
 
 
-class ArtifactBackend(StrEnum):
-    """Where crops, annotated images and uploaded inputs are kept."""
-
-    LOCAL = "local"  # files under <data dir>/artifacts (a shared folder for workers on other machines)
-    DATABASE = "database"  # rows in the jobs database: workers need nothing shared but it and the broker
-
-
 #: The job state machine. A job is queued until a worker claims its first item; it ends succeeded
 #: (every item finished, at least one without error), failed (the model could not be loaded, or every
 #: item failed) or cancelled.

@@ -1,6 +1,8 @@
 """Processing one item: claim, read the input, detect, write artifacts, commit, and end the job.
 
-The same :class:`ItemProcessor` runs in the embedded pool's threads and in Celery worker processes.
+The same :class:`ItemProcessor` runs in the embedded pool's threads (on the server's served models, see
+:class:`~visionserve.jobs.detectors.ServedModels`) and in Celery worker processes (on their own models,
+:class:`~visionserve.jobs.detectors.ModelCache`).
 Exactly once: artifacts are written under keys derived from the item's ids (a second write replaces
 the first with the same bytes), and the result is committed only by the holder of the item's latest
 claim, in one transaction with the item's state. A worker killed anywhere in between leaves the item
@@ -19,8 +21,6 @@ from enum import StrEnum
 import cv2
 
 from visionserve.core.detections import Detections
-from visionserve.core.images import DEFAULT_MAX_PIXELS
-from visionserve.core.prediction import boxes_of
 from visionserve.errors import (
     ConfigError,
     InferenceError,
@@ -28,9 +28,12 @@ from visionserve.errors import (
     JobNotFoundError,
     ModelLoadError,
     ModelNotFoundError,
+    ModelNotReadyError,
+    OverloadedError,
+    ShuttingDownError,
     StorageError,
 )
-from visionserve.jobs.devices import spec_on_device
+from visionserve.jobs.detectors import ItemDetector
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.model import (
     Claim,
@@ -44,11 +47,8 @@ from visionserve.jobs.model import (
     input_key,
 )
 from visionserve.jobs.store import ArtifactStore, JobStore
-from visionserve.models.loading import load_model
-from visionserve.models.repository import ModelRepository
-from visionserve.pipeline import Predictor
+from visionserve.models.labels import Labels
 from visionserve.render.annotators import crops, default_annotators, render
-from visionserve.serving.instances import decode_for_model
 from visionserve.types import BGRImage
 
 log = logging.getLogger(__name__)
@@ -58,36 +58,6 @@ _JPEG_QUALITY = 90
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class ModelCache:
-    """Models loaded once and kept, by name, for one thread or one worker process (a predictor serves
-    one caller at a time). ``load(spec)`` defaults to :func:`load_model`."""
-
-    def __init__(
-        self,
-        repository: ModelRepository,
-        device: str = "cpu",
-        load: Callable[..., Predictor] = load_model,
-    ) -> None:
-        self._repository = repository
-        self._device = device
-        self._load = load
-        self._models: dict[str, Predictor] = {}
-
-    def get(self, name: str) -> Predictor:
-        """The model called ``name`` (a repository name, never a path). Raises what
-        :meth:`ModelRepository.get` and ``load`` raise."""
-        if name not in self._models:
-            spec = spec_on_device(self._repository.get(name), self._device)
-            self._models[name] = self._load(spec)
-            log.info("loaded model %s on %s", name, self._device)
-        return self._models[name]
-
-    def close(self) -> None:
-        for model in self._models.values():
-            model.close()
-        self._models.clear()
 
 
 class Outcome(StrEnum):
@@ -104,7 +74,6 @@ class Outcome(StrEnum):
 class ProcessorConfig:
     worker: str
     max_attempts: int = 3
-    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def encode_jpeg(image: BGRImage) -> bytes:
@@ -122,7 +91,7 @@ class ItemProcessor:
         self,
         store: JobStore,
         artifacts: ArtifactStore,
-        models: ModelCache,
+        models: ItemDetector,
         config: ProcessorConfig,
         on_ended: Callable[[Job], None],
         fetcher: UrlFetcher | None = None,
@@ -138,7 +107,8 @@ class ItemProcessor:
 
     def process(self, job_id: str, index: int) -> Outcome:
         """Process item ``index`` of ``job_id`` if it can be claimed. Raises :class:`StorageError` when
-        the database or artifact store fails (the item stays claimed, to be redelivered)."""
+        the database or artifact store fails, and :class:`ShuttingDownError` or :class:`OverloadedError`
+        when the server cannot run it now (the item stays claimed, to be redelivered)."""
         claim = self._store.claim(job_id, index, self._config.worker, self._config.max_attempts, self._clock())
         if isinstance(claim, ClaimRefusal):
             log.debug("item %s/%d not claimed: %s", job_id, index, claim.value)
@@ -146,15 +116,15 @@ class ItemProcessor:
                 self._end_if_complete(job_id)
             return Outcome.SKIPPED
         try:
-            model = self._models.get(claim.model)
-        except (ModelNotFoundError, ModelLoadError, ConfigError) as exc:
+            self._models.prepare(claim.model)
+        except (ModelNotFoundError, ModelLoadError, ConfigError, ModelNotReadyError) as exc:
             return self._fail_job(job_id, f"cannot load model {claim.model!r}: {exc}")
         except Exception as exc:  # an untranslated load error must not leave the item claimed forever
             log.exception("model %s of job %s failed to load unexpectedly", claim.model, job_id)
             return self._fail_job(job_id, f"cannot load model {claim.model!r}: {type(exc).__name__}: {exc}")
         try:
-            output = self._run(claim, model)
-        except StorageError:
+            output = self._run(claim)
+        except (StorageError, ShuttingDownError, OverloadedError):
             raise
         except (InputError, InferenceError, JobNotFoundError) as exc:
             return self._fail(claim, str(exc))
@@ -188,35 +158,31 @@ class ItemProcessor:
             raise InputError("image URLs are turned off on this worker")
         return self._fetcher.fetch(claim.url)
 
-    def _run(self, claim: Claim, model: Predictor) -> ItemOutput:
+    def _run(self, claim: Claim) -> ItemOutput:
         start = time.perf_counter()
         data = self._read(claim)
         fetched = time.perf_counter()
         options = claim.options
         keep_pixels = options.crops or options.annotate
-        decoded = decode_for_model(data, self._config.max_pixels, None if keep_pixels else model.spec.input)
-        decoded_at = time.perf_counter()
-        (prediction,) = model.infer([decoded.image], options.predict_options()).predictions
-        found = boxes_of(prediction, model.spec.name)
-        inferred = time.perf_counter()
-        found = found.sorted_by_confidence()
-        crop_count = self._write_artifacts(claim, decoded.image, found, model) if keep_pixels else 0
-        sx, sy = decoded.scale
-        if (sx, sy) != (1.0, 1.0):
-            found = found.scaled(sx, sy)
+        detected = self._models.detect(claim.model, data, options.predict_options(), keep_pixels)
+        found = detected.detections.sorted_by_confidence()
+        crop_count = 0
+        if detected.source is not None:
+            crop_count = self._write_artifacts(claim, detected.source, found, detected.labels)
+        labels = detected.labels
         records = tuple(
-            DetectionRecord(int(c), model.labels.name(int(c)), float(s), (float(x1), float(y1), float(x2), float(y2)))
+            DetectionRecord(int(c), labels.name(int(c)), float(s), (float(x1), float(y1), float(x2), float(y2)))
             for (x1, y1, x2, y2), s, c in zip(found.xyxy, found.confidence, found.class_id, strict=True)
         )
         timings = ItemTimings(
             fetch_ms=(fetched - start) * 1000.0,
-            decode_ms=(decoded_at - fetched) * 1000.0,
-            inference_ms=(inferred - decoded_at) * 1000.0,
+            decode_ms=detected.decode_ms,
+            inference_ms=detected.inference_ms,
             total_ms=(time.perf_counter() - start) * 1000.0,
         )
-        return ItemOutput(decoded.width, decoded.height, records, timings, crop_count, options.annotate)
+        return ItemOutput(detected.width, detected.height, records, timings, crop_count, options.annotate)
 
-    def _write_artifacts(self, claim: Claim, image: BGRImage, found: Detections, model: Predictor) -> int:
+    def _write_artifacts(self, claim: Claim, image: BGRImage, found: Detections, labels: Labels) -> int:
         """Crops (highest score first) and the annotated copy, as the job asked; the number of crops."""
         count = 0
         if claim.options.crops:
@@ -224,7 +190,7 @@ class ItemProcessor:
                 self._artifacts.put(crop_key(claim.job_id, claim.index, k), encode_jpeg(crop))
                 count += 1
         if claim.options.annotate:
-            annotated = render(image, found, default_annotators(model.labels))
+            annotated = render(image, found, default_annotators(labels))
             self._artifacts.put(annotated_key(claim.job_id, claim.index), encode_jpeg(annotated))
         return count
 

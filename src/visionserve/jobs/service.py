@@ -242,9 +242,10 @@ class JobService:
     def items(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[Item]:
         return self.store.items(check_job_id(job_id), offset, limit)
 
-    def errors(self, job_id: str) -> list[Item]:
-        """Items that failed, with their errors."""
-        return self.store.items(check_job_id(job_id), state=ItemState.FAILED)
+    def errors(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[Item]:
+        """Items that failed, with their errors, in index order: ``limit`` of them from ``offset``
+        (all when ``limit`` is None)."""
+        return self.store.items(check_job_id(job_id), offset, limit, state=ItemState.FAILED)
 
     def item(self, job_id: str, index: int) -> tuple[Item, list[DetectionRecord]]:
         item = self.store.item(check_job_id(job_id), index)
@@ -253,10 +254,13 @@ class JobService:
     def detections(self, job_id: str, indices: Sequence[int] | None = None) -> dict[int, list[DetectionRecord]]:
         return self.store.detections(check_job_id(job_id), indices)
 
-    def results(self, job_id: str) -> dict[str, Any]:
-        """Every item with its detections (see :func:`visionserve.jobs.results.results_json`)."""
+    def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """The items from ``offset`` (``limit`` of them; all when None) with their detections (see
+        :func:`visionserve.jobs.results.results_json`)."""
         job = self.get(job_id)
-        return results_json(job, self.store.items(job.id), self.store.detections(job.id))
+        items = self.store.items(job.id, offset, limit)
+        found = self.store.detections(job.id, [item.index for item in items]) if items else {}
+        return results_json(job, items, found)
 
     def coco(self, job_id: str) -> dict[str, Any]:
         """The results as a COCO document; categories are the model's labels when it is still known."""

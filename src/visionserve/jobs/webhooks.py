@@ -62,7 +62,7 @@ def webhook_body(job: Job) -> bytes:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class WebhookRetries:
     """``attempts`` tries in all; the wait after failed try ``n`` (1-based) is
     ``min(backoff_s * factor ** (n - 1), max_backoff_s)`` seconds."""
 
@@ -135,13 +135,13 @@ class WebhookDispatcher:
         store: JobStore,
         secret: str,
         outbound: OutboundPolicy,
-        policy: RetryPolicy | None = None,
+        policy: WebhookRetries | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._store = store
         self._secret = secret
         self.outbound = outbound
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or WebhookRetries()
         self._client = httpx.Client(timeout=self.policy.timeout_s, follow_redirects=False, transport=transport)
 
     def attempt(self, job_id: str) -> Delivery | None:

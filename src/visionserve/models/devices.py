@@ -10,7 +10,8 @@ _GPU_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 def spec_on_device(spec: ModelSpec, device: str) -> ModelSpec:
     """``spec`` with runtime options that put it on ``device`` (``cpu`` or ``cuda:N``).
 
-    CUDA: ONNX Runtime gets the CUDA execution provider first (CPU as fallback) on GPU ``N``, and
+    CUDA: ONNX Runtime gets the CUDA execution provider first on GPU ``N`` (the CPU provider only takes the
+    nodes CUDA cannot run; a CUDA provider that fails to start is an error, not a CPU fall-back), and
     OpenCV DNN the CUDA backend and target on GPU ``N``. ``cpu`` and plugins leave the spec as it is.
     """
     if not device.startswith("cuda") or spec.backend is BackendKind.PLUGIN:

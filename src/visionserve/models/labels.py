@@ -46,6 +46,11 @@ class Labels:
         wanted = name.strip().lower()
         return next((i for i, n in self._names.items() if n.lower() == wanted), None)
 
+    def has_id(self, class_id: int) -> bool:
+        """Whether ``class_id`` is one of the model's classes. A model without a label map (no
+        names at all) cannot say, so any non-negative id counts as one of its classes."""
+        return class_id in self._names if self._names else class_id >= 0
+
     def as_dict(self) -> dict[int, str]:
         return dict(self._names)
 

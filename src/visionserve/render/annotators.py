@@ -25,6 +25,8 @@ from visionserve.render.palette import color_for, text_color_on
 from visionserve.types import BGRImage
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+#: Keypoint k is drawn in palette colour k + this (away from class 0's red, which boxes of people use).
+_KEYPOINT_COLOURS = 3
 
 
 class Annotator(Protocol):
@@ -94,7 +96,9 @@ class MaskAnnotator:
 
 @dataclass(frozen=True)
 class KeypointAnnotator:
-    """Keypoints scoring at least ``min_score`` as dots, joined by the skeleton of ``labels``."""
+    """Keypoints scoring at least ``min_score`` as white dots with a coloured rim, joined by the
+    skeleton of ``labels``; each bone and keypoint has its own colour (by keypoint index), so that
+    left and right limbs read apart on any background."""
 
     labels: Labels
     min_score: float = 0.2
@@ -102,19 +106,18 @@ class KeypointAnnotator:
     def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
         if not isinstance(prediction, Detections) or prediction.keypoints is None:
             return
-        thickness = _thickness(frame)
-        radius = max(2, thickness * 2)
-        for points, class_id in zip(prediction.keypoints, prediction.class_id, strict=True):
-            color = color_for(int(class_id))
+        thickness = _thickness(frame) + 1
+        radius = max(3, thickness * 2)
+        for points in prediction.keypoints:
             visible = points[:, 2] >= self.min_score
-            xy = points[:, :2].round().astype(int)
+            xy = [(int(x), int(y)) for x, y in points[:, :2].round()]
             for a, b in self.labels.skeleton:
                 if a < len(points) and b < len(points) and visible[a] and visible[b]:
-                    cv2.line(frame, tuple(xy[a]), tuple(xy[b]), color, thickness + 1, cv2.LINE_AA)
-            for (x, y), seen in zip(xy, visible, strict=True):
+                    cv2.line(frame, xy[a], xy[b], color_for(b + _KEYPOINT_COLOURS), thickness, cv2.LINE_AA)
+            for k, (centre, seen) in enumerate(zip(xy, visible, strict=True)):
                 if seen:
-                    cv2.circle(frame, (int(x), int(y)), radius, (255, 255, 255), cv2.FILLED, cv2.LINE_AA)
-                    cv2.circle(frame, (int(x), int(y)), radius, color, max(1, thickness), cv2.LINE_AA)
+                    cv2.circle(frame, centre, radius, (255, 255, 255), cv2.FILLED, cv2.LINE_AA)
+                    cv2.circle(frame, centre, radius, color_for(k + _KEYPOINT_COLOURS), 2, cv2.LINE_AA)
 
 
 @dataclass(frozen=True)

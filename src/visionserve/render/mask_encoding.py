@@ -30,13 +30,15 @@ class MaskFormat(StrEnum):
 def polygons(patch: MaskPatch, decimals: int = 1) -> list[Polygon]:
     """The outer contours of the mask's parts, each a polygon of at least 3 points whose vertices are
     the centres of boundary pixels (continuous coordinates: pixel ``x`` covers ``x..x+1``), largest
-    part first; empty when the mask is empty."""
+    part first; empty when the mask is empty. Not simplified: filling the polygons gives back every
+    pixel of the mask (holes aside)."""
     if not patch.mask.any():
         return []
-    contours, _ = cv2.findContours(patch.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(patch.mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    offset = np.array([patch.x + 0.5, patch.y + 0.5])
     result = []
     for contour in sorted(contours, key=cv2.contourArea, reverse=True):
-        points = contour.reshape(-1, 2).astype(np.float64) + np.array([patch.x + 0.5, patch.y + 0.5])
+        points = contour.reshape(-1, 2) + offset
         if len(points) < 3:  # a line or a dot: widen to a polygon with area
             x0, y0 = points.min(axis=0) - 0.5
             x1, y1 = points.max(axis=0) + 0.5
@@ -51,9 +53,10 @@ def run_lengths(patch: MaskPatch, height: int, width: int) -> list[int]:
     h, w = patch.mask.shape
     # Column-major, each column framed by a 0 above and below so that runs never cross columns here:
     # transitions then alternate start, end within the flattened frame.
-    framed = np.zeros((w, h + 2), np.int8)
+    framed = np.zeros((w, h + 2), np.bool_)
     framed[:, 1:-1] = patch.mask.T
-    flips = np.flatnonzero(np.diff(framed.ravel())) + 1
+    flat = framed.ravel()
+    flips = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     columns, rows = np.divmod(flips, h + 2)
     # Global column-major positions (x * height + y) of each run's first pixel and one past its last.
     positions = (patch.x + columns) * height + patch.y + rows - 1
@@ -62,14 +65,16 @@ def run_lengths(patch: MaskPatch, height: int, width: int) -> list[int]:
         joined = np.r_[False, ends[:-1] == starts[1:]]
         starts = starts[~joined]
         ends = ends[np.r_[~joined[1:], True]]
-    counts: list[int] = []
-    position = 0
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        counts += [start - position, end - start]
-        position = end
-    if position < height * width or not counts:
-        counts.append(height * width - position)
-    return counts
+    # Alternating runs: background before each run (from the previous run's end), then the run.
+    previous_ends = np.r_[0, ends[:-1]]
+    counts = np.empty(2 * len(starts), np.int64)
+    counts[0::2] = starts - previous_ends
+    counts[1::2] = ends - starts
+    last = int(ends[-1]) if len(ends) else 0
+    result: list[int] = counts.tolist()
+    if last < height * width or not result:
+        result.append(height * width - last)
+    return result
 
 
 def rle(patch: MaskPatch, height: int, width: int) -> dict[str, Any]:

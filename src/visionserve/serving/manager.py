@@ -16,10 +16,9 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
-from visionserve.batching.batcher import Batcher, Clock
+from visionserve.batching.batcher import Batcher, Clock, Priority
 from visionserve.batching.policy import BatchPolicy
 from visionserve.errors import InputError, ModelLoadError, ModelNotReadyError, VisionServeError
 from visionserve.models.labels import Labels
@@ -27,40 +26,17 @@ from visionserve.models.loading import load_model, spec_labels
 from visionserve.models.repository import ModelRepository, unknown_model
 from visionserve.models.spec import BackendKind, ModelSpec
 from visionserve.pipeline import Predictor
-from visionserve.serving.instances import Job, JobResult, ModelInstance
+from visionserve.serving.instances import BatchItem, ItemResult, ModelInstance
+from visionserve.serving.results import ModelState, ModelStatus
 from visionserve.serving.threads import ThreadGovernor
 
 logger = logging.getLogger(__name__)
-
-
-class ModelState(StrEnum):
-    UNLOADED = "unloaded"
-    LOADING = "loading"
-    LOADED = "loaded"
-    UNLOADING = "unloading"
-    FAILED = "failed"
 
 
 class ServingObserver(Protocol):
     """Told about every forward pass (the metrics implement it)."""
 
     def on_batch(self, model: str, size: int, inference_ms: float) -> None: ...
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """A snapshot of one model: ``spec``/``labels`` are None for a ``model.yaml`` that does not
-    validate (``error`` says why); ``instances`` is the number it runs (or would run) with;
-    ``on_demand``: its next request loads it."""
-
-    name: str
-    state: ModelState
-    spec: ModelSpec | None
-    labels: Labels | None
-    instances: int
-    queue_depth: int
-    error: str | None = None
-    on_demand: bool = False
 
 
 def uses_opencv_threads(spec: ModelSpec) -> bool:
@@ -106,6 +82,7 @@ class ServedModel:
         governor: ThreadGovernor,
         observer: ServingObserver | None = None,
         clock: Clock | None = None,
+        on_failure: Callable[[ModelNotReadyError], None] | None = None,
     ) -> None:
         self.spec = spec
         self.labels = labels
@@ -117,20 +94,25 @@ class ServedModel:
         for instance in instances:
             self._free.put_nowait(instance)
         policy = BatchPolicy.from_spec(spec.batching)
-        self.batcher: Batcher[Job, JobResult | InputError] = Batcher(
-            policy, self._run_batch, clock=clock, capacity=len(instances), name=f"model {spec.name!r}"
+        self.batcher: Batcher[BatchItem, ItemResult | InputError] = Batcher(
+            policy,
+            self._run_batch,
+            clock=clock,
+            capacity=len(instances),
+            name=f"model {spec.name!r}",
+            on_failure=on_failure,
         )
         self.batcher.start()
 
     def idle(self) -> bool:
-        """Whether a job submitted now would start at once on an idle CPU: nothing queued, an
+        """Whether an item submitted now would start at once on an idle CPU: nothing queued, an
         instance free, and no forward pass running in the process."""
         return not self.batcher.depth and self.batcher.in_flight < len(self.instances) and not self._governor.running
 
-    async def infer(self, jobs: Sequence[Job]) -> list[JobResult]:
-        """Queue ``jobs`` together and wait for their results (in order). Raises the
-        :class:`InputError` of the first job whose bytes did not decode."""
-        futures = self.batcher.submit_many(jobs)
+    async def infer(self, items: Sequence[BatchItem], priority: Priority = Priority.HIGH) -> list[ItemResult]:
+        """Queue ``items`` together at ``priority`` and wait for their results (in order). Raises the
+        :class:`InputError` of the first item whose bytes did not decode."""
+        futures = self.batcher.submit_many(items, priority)
         try:
             results = [await futures[0]] if len(futures) == 1 else list(await asyncio.gather(*futures))
         except BaseException:
@@ -140,17 +122,17 @@ class ServedModel:
         for result in results:
             if isinstance(result, InputError):
                 raise result
-        return [result for result in results if isinstance(result, JobResult)]
+        return [result for result in results if isinstance(result, ItemResult)]
 
-    async def _run_batch(self, jobs: list[Job]) -> list[JobResult | InputError]:
+    async def _run_batch(self, items: list[BatchItem]) -> list[ItemResult | InputError]:
         instance = self._free.get_nowait()  # the batcher runs at most one batch per instance
         try:
             async with self._governor.lane(self._uses_opencv, backlog=lambda: self.batcher.depth > 0):
-                results = await instance.run(jobs)
+                results = await instance.run(items)
         finally:
             self._free.put_nowait(instance)
         if self._observer is not None:
-            passes = {id(r.timings): r for r in results if isinstance(r, JobResult)}  # one per forward pass
+            passes = {id(r.timings): r for r in results if isinstance(r, ItemResult)}  # one per forward pass
             for result in passes.values():
                 self._observer.on_batch(self.spec.name, result.batch_size, result.timings.inference_ms)
         return results
@@ -203,6 +185,7 @@ class ModelManager:
         self._load = load
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
         for name in repository.names():
             self._entries[name] = self._entry(repository.specs[name])
         for name, error in repository.broken.items():
@@ -335,7 +318,22 @@ class ModelManager:
         except BaseException:
             await asyncio.gather(*(instance.close() for instance in instances), return_exceptions=True)
             raise
-        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock)
+
+        def failed(error: ModelNotReadyError) -> None:
+            self._dispatcher_died(spec.name, error)
+
+        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock, failed)
+
+    def _dispatcher_died(self, name: str, error: ModelNotReadyError) -> None:
+        """Mark ``name`` failed (``/v1/models`` and ``/readyz`` show why) and close its instances in
+        the background; ``load`` brings it back."""
+        entry = self._entries[name]
+        served, entry.served = entry.served, None
+        entry.state, entry.error = ModelState.FAILED, str(error)
+        if served is not None:
+            task = asyncio.get_running_loop().create_task(served.close(), name=f"close-{name}")
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
 
     async def unload(self, name: str) -> ModelStatus:
         """Stop taking requests for ``name``, finish the queued ones, close its instances. A model
@@ -366,6 +364,8 @@ class ModelManager:
                     continue
 
     async def close(self) -> None:
-        """Unload every model."""
+        """Unload every model (and finish closing those whose dispatcher died)."""
         for name in self.names():
             await self.unload(name)
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)

@@ -8,18 +8,17 @@ inference in each instance's thread, so the next requests decode while a batch r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
-from visionserve.batching.batcher import Clock
-from visionserve.core.detections import Detections
+from visionserve.batching.batcher import Clock, Priority
 from visionserve.core.images import DEFAULT_MAX_PIXELS, DecodedImage
-from visionserve.core.prediction import Prediction, boxes_of
 from visionserve.errors import InputError, InvalidParameterError, ShuttingDownError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
@@ -27,55 +26,28 @@ from visionserve.models.preload import Preload, preload_names
 from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import InputSpec, ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor
-from visionserve.serving.instances import Encoded, Job, JobResult, decode_for_model
-from visionserve.serving.manager import ModelManager, ModelState, ModelStatus, ServingObserver
+from visionserve.serving.instances import (
+    BatchItem,
+    Encoded,
+    ItemResult,
+    decode_for_model,
+    decode_with_source,
+    decoded_pixels,
+)
+from visionserve.serving.manager import ModelManager, ServedModel, ServingObserver
+from visionserve.serving.pixel_budget import (
+    DEFAULT_BUDGET_PIXELS,
+    DEFAULT_WAIT_S,
+    PixelBudget,
+    PixelHold,
+    PixelReservation,
+)
+from visionserve.serving.results import ImageResult, ModelState, ModelStatus, Timings
 from visionserve.serving.threads import ThreadGovernor, set_opencv_threads
 from visionserve.settings import Settings, available_cores
 from visionserve.types import BGRImage
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Milliseconds spent on one image. ``preprocess``/``inference``/``postprocess`` are those of
-    the forward pass the image shared with its batch; ``total`` runs from the call to the result."""
-
-    queue_ms: float
-    decode_ms: float
-    preprocess_ms: float
-    inference_ms: float
-    postprocess_ms: float
-    total_ms: float
-
-    def as_dict(self) -> dict[str, float]:
-        """``{"queue": ms, "decode": ms, ..., "total": ms}`` rounded to 0.01 ms."""
-        return {name.removesuffix("_ms"): round(value, 2) for name, value in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    """The prediction of one image.
-
-    ``prediction`` is in pixels of the source image (``width x height``, upright). ``image`` is
-    the decoded BGR image: at source size when the call asked for ``full_size`` (or passed arrays),
-    otherwise possibly reduced (``image.shape`` then differs from ``width``/``height``).
-    """
-
-    model: str
-    version: str
-    width: int
-    height: int
-    prediction: Prediction
-    timings: Timings
-    image: BGRImage
-    batch_size: int
-
-    @property
-    def detections(self) -> Detections:
-        """The prediction of a box model (detect, segment, pose); raises :class:`WrongTaskError` for
-        a classifier, whose answer has no boxes."""
-        return boxes_of(self.prediction, self.model)
 
 
 @dataclass(frozen=True)
@@ -97,10 +69,20 @@ class ServiceConfig:
     instances: int | None = None
     cores: int = field(default_factory=available_cores)
     preload: str = Preload.ALL.value
+    #: The process-wide decoded-pixel budget and the longest wait for a share of it.
+    max_decoded_pixels: int = DEFAULT_BUDGET_PIXELS
+    decode_wait_s: float = DEFAULT_WAIT_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
-        return cls(settings.max_image_pixels, settings.instances, settings.cores, settings.preload)
+        return cls(
+            settings.max_image_pixels,
+            settings.instances,
+            settings.cores,
+            settings.preload,
+            settings.max_decoded_pixels,
+            settings.decode_wait,
+        )
 
 
 def as_image(array: Any) -> BGRImage:
@@ -125,6 +107,24 @@ async def _gather_or_cancel(awaitables: Sequence[Awaitable[T]]) -> list[T]:
         raise
 
 
+@contextlib.contextmanager
+def _naming(index: int, count: int) -> Iterator[None]:
+    """Prefix the message of an :class:`InputError` raised inside with ``image i of n`` when the
+    call has several images."""
+    try:
+        yield
+    except InputError as exc:
+        if count > 1:
+            raise type(exc)(f"image {index + 1} of {count}: {exc}") from exc
+        raise
+
+
+def _array_pixels(item: Any) -> int:
+    """The pixels of an image array (0 for anything else: :func:`as_image` refuses it later)."""
+    shape: tuple[int, ...] = tuple(getattr(item, "shape", ()))
+    return int(shape[0]) * int(shape[1]) if len(shape) >= 2 else 0
+
+
 class DetectionService:
     """Models of a repository, loaded once, served through dynamic batching.
 
@@ -134,7 +134,8 @@ class DetectionService:
         observer: told about each forward pass (metrics).
         set_threads: applies OpenCV's thread count (tests inject a recorder).
         load: builds one predictor from a spec (tests inject slow or failing ones).
-        clock: time source of the batchers.
+        clock: time source of the batchers and of the pixel budget's waits.
+        budget: the decoded-pixel budget (default: one made from ``config``).
     """
 
     def __init__(
@@ -146,9 +147,11 @@ class DetectionService:
         set_threads: Callable[[int], None] = set_opencv_threads,
         load: Callable[[ModelSpec], Predictor] = load_model,
         clock: Clock | None = None,
+        budget: PixelBudget | None = None,
     ) -> None:
         self.repository = repository
         self.config = config or ServiceConfig()
+        self.budget = budget or PixelBudget(self.config.max_decoded_pixels, self.config.decode_wait_s, clock=clock)
         self.governor = ThreadGovernor(self.config.cores, set_threads)
         self.manager = ModelManager(
             repository,
@@ -242,44 +245,118 @@ class DetectionService:
         options: PredictOptions | None = None,
         *,
         full_size: bool = False,
+        priority: Priority = Priority.HIGH,
+        hold: PixelHold | None = None,
     ) -> list[ImageResult]:
         """Detections for each image (encoded bytes, or ``(H, W, 3) uint8`` BGR arrays), in order.
 
-        Encoded images decode at reduced size when the model needs fewer pixels, unless
-        ``full_size``; boxes come back in source pixels either way. They decode in the thread pool
+        Encoded images decode at reduced size when the model needs fewer pixels; with
+        ``full_size`` the result's ``image`` is also decoded at full size (for drawing and crops),
+        but the model still sees the reduced pixels, so the detections are the same with or without
+        it. Boxes come back in source pixels either way. They decode in the thread pool
         (overlapping with the batches running), except a lone image for an idle model, which its
         instance's thread decodes. The images of one call are queued together, so they share
-        forward passes.
+        forward passes. ``priority`` is ``LOW`` for background work (job items): it runs on the same
+        instances, after the waiting requests (see :mod:`visionserve.batching.batcher`), and is not
+        refused while draining (only :meth:`close` stops it).
+
+        Before anything is decoded, the call reserves the pixels its images will hold from the
+        process-wide :class:`PixelBudget` (read from the headers; arrays count their own pixels).
+        They are given back when the call ends, or, with ``hold``, when the caller releases it
+        (for callers that keep the returned images, such as annotated answers and crops).
 
         A model that loads on demand is loaded (and warmed up) first.
 
         Raises :class:`ModelNotFoundError`, :class:`ModelNotReadyError` (not loaded, or its load failed),
-        :class:`ShuttingDownError`, :class:`InvalidParameterError` (no image, a bad array),
+        :class:`ShuttingDownError` (draining, ``HIGH`` only), :class:`InvalidParameterError` (no image, a bad array),
         :class:`ImageDecodeError`, :class:`ImageTooLargeError` (the message names the image when
-        there are several), :class:`OverloadedError` (queue full) or the model's
-        :class:`InferenceError`.
+        there are several; also when the images need more than the whole pixel budget),
+        :class:`OverloadedError` (queue full, or no share of the pixel budget in time) or the
+        model's :class:`InferenceError`.
         """
         started = time.perf_counter()
-        if self.draining:
+        if self.draining and priority is Priority.HIGH:
+            # Background work is stopped by its owner (job items in progress finish) before close().
             raise ShuttingDownError("the server is shutting down and takes no new requests")
         served = await self.manager.acquire(self.resolve_name(model))
         if not images:
             raise InvalidParameterError("no image given")
-        served.batcher.check_room(len(images))  # refuse before decoding, not after
-        target = None if full_size else served.spec.input
-        options = options or PredictOptions()
-        if len(images) == 1 and isinstance(images[0], bytes) and served.idle():
+        served.batcher.check_room(len(images), priority)  # refuse before decoding, not after
+        target = served.spec.input
+        reservation = await self._reserve(images, target, full_size)
+        try:
+            outputs, sources = await self._run(served, images, options or PredictOptions(), full_size, priority)
+        except BaseException:
+            reservation.release()
+            raise
+        if hold is None:
+            reservation.release()
+        else:
+            hold.add(reservation)
+        total_ms = (time.perf_counter() - started) * 1000.0
+        return [
+            self._result(served.spec, output, total_ms, source) for output, source in zip(outputs, sources, strict=True)
+        ]
+
+    async def _run(
+        self,
+        served: ServedModel,
+        images: Sequence[bytes | BGRImage],
+        options: PredictOptions,
+        full_size: bool,
+        priority: Priority,
+    ) -> tuple[list[ItemResult], list[BGRImage | None]]:
+        """Decode ``images`` and run them through ``served``'s batcher; the results and, with
+        ``full_size``, each image at full size (else None)."""
+        target = served.spec.input
+        sources: list[BGRImage | None] = [None] * len(images)
+        first = images[0]
+        if len(images) == 1 and isinstance(first, bytes) and not full_size and self._alone(served, priority):
             # Nothing to overlap with: decode in the instance's thread and save a thread hand-off.
-            encoded = Encoded(images[0], self.config.max_image_pixels, target)
-            jobs = [Job(encoded, options, time.perf_counter())]
+            encoded = Encoded(first, self.config.max_image_pixels, target)
+            items = [BatchItem(encoded, options, time.perf_counter())]
         else:
             count = len(images)
-            decoded = await _gather_or_cancel([self._decode(item, target, i, count) for i, item in enumerate(images)])
+            decoded = await _gather_or_cancel(
+                [self._decode(item, target, i, count, full_size) for i, item in enumerate(images)]
+            )
             submitted = time.perf_counter()
-            jobs = [Job(image, options, submitted, decode_ms) for image, decode_ms in decoded]
-        outputs = await served.infer(jobs)
-        total_ms = (time.perf_counter() - started) * 1000.0
-        return [self._result(served.spec, output, total_ms) for output in outputs]
+            items = [BatchItem(image, options, submitted, decode_ms) for image, decode_ms, _ in decoded]
+            sources = [source for _, _, source in decoded]
+        return await served.infer(items, priority), sources
+
+    async def _reserve(
+        self, images: Sequence[bytes | BGRImage], target: InputSpec | None, full_size: bool
+    ) -> PixelReservation:
+        """The budget's reservation for the pixels ``images`` hold once decoded for ``target`` (and
+        at full size too with ``full_size``); an image whose header is bad raises here, named as
+        :meth:`_decode` names it."""
+        max_pixels = self.config.max_image_pixels
+
+        def count_all() -> int:
+            total = 0
+            for index, item in enumerate(images):
+                with _naming(index, len(images)):
+                    if isinstance(item, bytes | bytearray | memoryview):
+                        data = bytes(item)
+                        total += decoded_pixels(data, max_pixels, target)
+                        total += decoded_pixels(data, max_pixels, None) if full_size else 0
+                    else:
+                        total += _array_pixels(item)
+            return total
+
+        if len(images) == 1:
+            pixels = count_all()  # one header: cheaper than a thread hand-off
+        else:
+            pixels = await asyncio.get_running_loop().run_in_executor(self._pool, count_all)
+        what = "this image" if len(images) == 1 else f"these {len(images)} images"
+        return await self.budget.reserve(pixels, what)
+
+    @staticmethod
+    def _alone(served: ServedModel, priority: Priority) -> bool:
+        """Whether a request would start at once on an idle CPU (background work always decodes
+        in the pool: it must not hold an instance's thread while it decodes)."""
+        return priority is Priority.HIGH and served.idle()
 
     async def detect_arrays(
         self, model: str | None, arrays: Sequence[BGRImage], options: PredictOptions | None = None
@@ -288,26 +365,29 @@ class DetectionService:
         return await self.detect(model, list(arrays), options)
 
     async def _decode(
-        self, item: bytes | BGRImage, target: InputSpec | None, index: int, count: int
-    ) -> tuple[DecodedImage, float]:
-        """The decoded image (in the thread pool) and the ms it took, hand-off included."""
+        self, item: bytes | BGRImage, target: InputSpec | None, index: int, count: int, full_size: bool
+    ) -> tuple[DecodedImage, float, BGRImage | None]:
+        """The image for the model (decoded in the thread pool), the ms it took (hand-off included),
+        and the full-size image when ``full_size`` (else None)."""
         started = time.perf_counter()
-        try:
+        source: BGRImage | None = None
+        with _naming(index, count):
             if isinstance(item, bytes | bytearray | memoryview):
                 loop = asyncio.get_running_loop()
                 max_pixels = self.config.max_image_pixels
-                decoded = await loop.run_in_executor(self._pool, decode_for_model, bytes(item), max_pixels, target)
+                if full_size:
+                    decoded, source = await loop.run_in_executor(
+                        self._pool, decode_with_source, bytes(item), max_pixels, target
+                    )
+                else:
+                    decoded = await loop.run_in_executor(self._pool, decode_for_model, bytes(item), max_pixels, target)
             else:
-                image = as_image(item)
+                image = source = as_image(item)
                 decoded = DecodedImage(image, image.shape[1], image.shape[0])
-        except InputError as exc:
-            if count > 1:
-                raise type(exc)(f"image {index + 1} of {count}: {exc}") from exc
-            raise
-        return decoded, (time.perf_counter() - started) * 1000.0
+        return decoded, (time.perf_counter() - started) * 1000.0, source
 
     @staticmethod
-    def _result(spec: ModelSpec, output: JobResult, total_ms: float) -> ImageResult:
+    def _result(spec: ModelSpec, output: ItemResult, total_ms: float, source: BGRImage | None) -> ImageResult:
         decoded = output.image
         sx, sy = decoded.scale
         prediction = output.prediction if (sx, sy) == (1.0, 1.0) else output.prediction.scaled(sx, sy)
@@ -315,4 +395,5 @@ class DetectionService:
         ms = (output.queue_ms, output.decode_ms, stages.preprocess_ms, stages.inference_ms, stages.postprocess_ms)
         timings = Timings(*ms, total_ms)
         size = (decoded.width, decoded.height)
-        return ImageResult(spec.name, spec.version, *size, prediction, timings, decoded.image, output.batch_size)
+        image = decoded.image if source is None else source
+        return ImageResult(spec.name, spec.version, *size, prediction, timings, image, output.batch_size)

@@ -25,7 +25,7 @@ from visionserve.storage.tables import artifacts
 _KEY = re.compile(r"[a-z0-9]+(/[a-z0-9][a-z0-9._-]*)*/?")
 
 
-def check_key(key: str) -> str:
+def check_artifact_key(key: str) -> str:
     """``key`` if it is lowercase ``segment/segment/...`` without ``..``; else :class:`StorageError`
     (keys come from :mod:`visionserve.jobs.model`, never from users, so a bad one is a bug)."""
     if not _KEY.fullmatch(key) or ".." in key:
@@ -40,7 +40,7 @@ class LocalArtifactStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+        return self.root / check_artifact_key(key)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -80,7 +80,7 @@ class DatabaseArtifactStore:
         self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
 
     def put(self, key: str, data: bytes) -> None:
-        row = {"key": check_key(key), "data": data, "size": len(data), "created_at": datetime.now(UTC)}
+        row = {"key": check_artifact_key(key), "data": data, "size": len(data), "created_at": datetime.now(UTC)}
         statement = self._insert(artifacts).values(row)
         statement = statement.on_conflict_do_update(
             index_elements=[artifacts.c.key],
@@ -91,7 +91,7 @@ class DatabaseArtifactStore:
 
     def get(self, key: str) -> bytes:
         with self._db.begin() as c:
-            data = c.execute(select(artifacts.c.data).where(artifacts.c.key == check_key(key))).scalar()
+            data = c.execute(select(artifacts.c.data).where(artifacts.c.key == check_artifact_key(key))).scalar()
         if data is None:
             raise JobNotFoundError(f"no artifact {key}")
         return bytes(data)
@@ -100,4 +100,4 @@ class DatabaseArtifactStore:
         if not prefix.endswith("/"):
             raise StorageError(f"artifact prefix {prefix!r} must end with '/'")
         with self._db.begin() as c:
-            c.execute(delete(artifacts).where(artifacts.c.key.startswith(check_key(prefix), autoescape=True)))
+            c.execute(delete(artifacts).where(artifacts.c.key.startswith(check_artifact_key(prefix), autoescape=True)))

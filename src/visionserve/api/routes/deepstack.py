@@ -1,5 +1,8 @@
 """DeepStack / CodeProject.AI routes: ``/v1/vision/detection``, ``/v1/vision/custom/{model}``,
-``/v1/vision/custom/list`` (multipart ``image``, ``min_confidence``, ``api_key``).
+``/v1/vision/custom/list`` (multipart ``image``, ``min_confidence``, ``api_key``), and
+``/v1/vision/scene`` (multipart ``image``, ``api_key``) answered by a classify model: the
+``scene_model`` setting, else the first classify model by name. A classify model on a detection
+route, or a box model as ``scene_model``, is refused before any image is decoded.
 
 The path is kept lean for NVR software that gives up after ~100 ms: one form read, one detection,
 one render. Every error answers ``{"success": false, "error": ...}``; DeepStack has no 422, so bad
@@ -17,14 +20,17 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from visionserve.api.auth import BodyKeyRealm
-from visionserve.api.deps import ServiceDep
+from visionserve.api.deps import ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import deepstack
-from visionserve.errors import InputError
-from visionserve.models.spec import ModelSpec
+from visionserve.core.prediction import classes_of
+from visionserve.errors import InputError, ModelNotFoundError, WrongTaskError
+from visionserve.models.spec import ModelSpec, Task
 from visionserve.pipeline import PredictOptions
+from visionserve.serving.results import ImageResult
 from visionserve.serving.service import DetectionService
+from visionserve.settings import Settings
 
 _MAX_PARTS = 16
 _HOST = socket.gethostname()
@@ -60,28 +66,63 @@ def _facts(spec: ModelSpec) -> deepstack.ServerFacts:
     )
 
 
-async def _detect(
-    request: Request, service: DetectionService, model: str | None, command: deepstack.DeepStackCommand
-) -> Response:
-    started = time.perf_counter()
-    form = await _read_form(request)
-    if form.image is None:
-        raise InputError("No valid image file found")
-    min_confidence = deepstack.parse_min_confidence(form.min_confidence)
-    name = service.resolve_name(model)
-    tag_model(request, name)
-    (result,) = await service.detect(name, [form.image], PredictOptions(conf=min_confidence))
-    predictions = deepstack.to_predictions(
-        result.detections, service.labels(name), result.width, result.height, min_confidence
-    )
+def _timing(result: ImageResult, started: float) -> deepstack.Timing:
     t = result.timings
-    timing = deepstack.Timing(
+    return deepstack.Timing(
         t.decode_ms + t.preprocess_ms + t.inference_ms + t.postprocess_ms,
         t.inference_ms,
         (time.perf_counter() - started) * 1000.0,
         time.time(),
     )
-    answer = deepstack.render_detection(predictions, command, timing, _facts(service.spec(name)))
+
+
+async def _detect(
+    request: Request, service: DetectionService, model: str | None, command: deepstack.DeepStackCommand
+) -> Response:
+    started = time.perf_counter()
+    name = service.resolve_name(model)
+    tag_model(request, name)
+    # Before the form is read (the API-key middleware has already checked the key).
+    if service.spec(name).task is Task.CLASSIFY:
+        raise WrongTaskError(f"model {name!r} classifies whole images: use /v1/vision/scene")
+    form = await _read_form(request)
+    if form.image is None:
+        raise InputError("No valid image file found")
+    min_confidence = deepstack.parse_min_confidence(form.min_confidence)
+    (result,) = await service.detect(name, [form.image], PredictOptions(conf=min_confidence))
+    predictions = deepstack.to_predictions(
+        result.detections, service.labels(name), result.width, result.height, min_confidence
+    )
+    answer = deepstack.render_detection(predictions, command, _timing(result, started), _facts(service.spec(name)))
+    return JSONResponse(answer.model_dump(mode="json"))
+
+
+def _scene_model(service: DetectionService, settings: Settings) -> str:
+    """The ``scene_model`` setting, else the first classify model by name; :class:`ModelNotFoundError`
+    when there is none, :class:`WrongTaskError` when the setting names a model of another task."""
+    if settings.scene_model is not None:
+        name = service.resolve_name(settings.scene_model)
+        if service.spec(name).task is not Task.CLASSIFY:
+            raise WrongTaskError(f"scene model {name!r} does not classify images (setting scene_model)")
+        return name
+    names = sorted(s.name for s in service.models() if s.spec is not None and s.spec.task is Task.CLASSIFY)
+    if not names:
+        raise ModelNotFoundError("no classify model serves /v1/vision/scene (add one, or set scene_model)")
+    return names[0]
+
+
+@router.post("/v1/vision/scene", summary="DeepStack: classify the scene with a classify model")
+async def scene(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    started = time.perf_counter()
+    name = _scene_model(service, settings)
+    tag_model(request, name)
+    form = await _read_form(request)
+    if form.image is None:
+        raise InputError("No valid image file found")
+    (result,) = await service.detect(name, [form.image])
+    classes = classes_of(result.prediction, name)
+    facts = _facts(service.spec(name))
+    answer = deepstack.render_scene(classes, service.labels(name), _timing(result, started), facts)
     return JSONResponse(answer.model_dump(mode="json"))
 
 

@@ -37,6 +37,9 @@ _SOURCE_CHARS = 255
 #: indices are a 422 here instead of an overflow in the driver.
 DB_INT_MAX = 2**63 - 1
 Offset = Annotated[int, Query(ge=0, le=DB_INT_MAX)]
+#: The most items one page of results, and errors, may hold.
+RESULTS_PAGE_MAX = 1000
+ERRORS_PAGE_MAX = 1000
 ItemIndex = Annotated[int, Path(ge=0, le=DB_INT_MAX)]
 
 
@@ -141,13 +144,17 @@ def list_jobs(
 @router.get("/v1/jobs/{job_id}", summary="State, progress, errors, and results once the job has ended")
 def get_job(
     job_id: str,
+    request: Request,
     jobs: JobsDep,
     items_offset: Offset = 0,
     items_limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    errors_offset: Offset = 0,
+    errors_limit: Annotated[int, Query(ge=1, le=ERRORS_PAGE_MAX)] = 100,
 ) -> dict[str, Any]:
     job = jobs.get(job_id)
     document = job_summary(job)
-    document["errors"] = errors_json(jobs.errors(job_id))
+    document["errors"] = errors_json(jobs.errors(job_id, errors_offset, errors_limit))
+    document["errors_page"] = _page(request, "errors_offset", errors_offset, errors_limit, job.progress.failed)
     if job.state.terminal:
         items = jobs.items(job_id, items_offset, items_limit)
         found = jobs.detections(job_id, [item.index for item in items])
@@ -161,9 +168,27 @@ def cancel_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
     return job_summary(jobs.cancel(job_id))
 
 
-@router.get("/v1/jobs/{job_id}/results", summary="Every result in one JSON document (format=json or coco)")
-def results(job_id: str, jobs: JobsDep, format: Annotated[str, Query(pattern="^(json|coco)$")] = "json") -> Response:
-    document = jobs.coco(job_id) if format == "coco" else jobs.results(job_id)
+def _page(request: Request, offset_name: str, offset: int, limit: int, total: int) -> dict[str, Any]:
+    """``{"offset", "limit", "total", "next"}``: ``next`` is this URL at the following page, or None."""
+    following = offset + limit
+    next_url = str(request.url.include_query_params(**{offset_name: following})) if following < total else None
+    return {"offset": offset, "limit": limit, "total": total, "next": next_url}
+
+
+@router.get("/v1/jobs/{job_id}/results", summary="Results a page at a time (format=json), or whole as COCO")
+def results(
+    job_id: str,
+    request: Request,
+    jobs: JobsDep,
+    format: Annotated[str, Query(pattern="^(json|coco)$")] = "json",
+    limit: Annotated[int, Query(ge=1, le=RESULTS_PAGE_MAX)] = RESULTS_PAGE_MAX,
+    offset: Offset = 0,
+) -> Response:
+    if format == "coco":
+        document = jobs.coco(job_id)
+    else:
+        document = jobs.results(job_id, offset, limit)
+        document["page"] = _page(request, "offset", offset, limit, int(document["job"]["progress"]["total"]))
     suffix = "-coco" if format == "coco" else ""
     headers = {"Content-Disposition": f'attachment; filename="job-{job_id}{suffix}.json"'}
     return JSONResponse(document, headers=headers)

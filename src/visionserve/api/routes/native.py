@@ -17,9 +17,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from visionserve.api.deps import ServiceDep, read_images
+from visionserve.api.deps import PixelHoldDep, ServiceDep, read_images
 from visionserve.api.metrics import tag_model
 from visionserve.api.wire import native
+from visionserve.serving.pixel_budget import PixelHold
 from visionserve.serving.service import DetectionService
 
 router = APIRouter(tags=["predict"])
@@ -33,8 +34,11 @@ _DOC_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def predict(request: Request, service: DetectionService, model: str | None, boxes_only: bool) -> Response:
-    """Parse, predict, render; shared by the four routes (``boxes_only``: the detect routes)."""
+async def predict(
+    request: Request, service: DetectionService, model: str | None, hold: PixelHold, boxes_only: bool
+) -> Response:
+    """Parse, predict, render; shared by the four routes (``boxes_only``: the detect routes). The
+    decoded images' pixel reservation is held (``hold``) until the answer is built."""
     name = service.resolve_name(model)
     tag_model(request, name)
     spec = service.spec(name)
@@ -46,7 +50,8 @@ async def predict(request: Request, service: DetectionService, model: str | None
     params = native.parse_params(query, upload.fields)
     labels = service.labels(name)
     as_image = native.wants_image(params, request.headers.get("accept"), len(upload.images))
-    results = await service.detect(name, upload.images, native.predict_options(params, labels), full_size=as_image)
+    options = native.predict_options(params, labels)
+    results = await service.detect(name, upload.images, options, full_size=as_image, hold=hold)
     if as_image:
         jpeg = await run_in_threadpool(native.render_annotated, results[0], labels, params.render)
         return Response(jpeg, media_type=native.JPEG_MEDIA_TYPE)
@@ -56,20 +61,20 @@ async def predict(request: Request, service: DetectionService, model: str | None
 
 
 @router.post("/v1/predict", responses=_DOC_RESPONSES, summary="Predict with the default model (any task)")
-async def predict_default(request: Request, service: ServiceDep) -> Response:
-    return await predict(request, service, None, boxes_only=False)
+async def predict_default(request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
+    return await predict(request, service, None, hold, boxes_only=False)
 
 
 @router.post("/v1/models/{name}/predict", responses=_DOC_RESPONSES, summary="Predict with a model (any task)")
-async def predict_with(name: str, request: Request, service: ServiceDep) -> Response:
-    return await predict(request, service, name, boxes_only=False)
+async def predict_with(name: str, request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
+    return await predict(request, service, name, hold, boxes_only=False)
 
 
 @router.post("/v1/detect", responses=_DOC_RESPONSES, summary="Detect objects with the default model")
-async def detect_default(request: Request, service: ServiceDep) -> Response:
-    return await predict(request, service, None, boxes_only=True)
+async def detect_default(request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
+    return await predict(request, service, None, hold, boxes_only=True)
 
 
 @router.post("/v1/models/{name}/detect", responses=_DOC_RESPONSES, summary="Detect objects with a model")
-async def detect_with(name: str, request: Request, service: ServiceDep) -> Response:
-    return await predict(request, service, name, boxes_only=True)
+async def detect_with(name: str, request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
+    return await predict(request, service, name, hold, boxes_only=True)

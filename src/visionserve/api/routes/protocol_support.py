@@ -19,8 +19,9 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from visionserve.api.errors import error_headers, log_internal, status_of
+from visionserve.api.errors import CLIENT_DISCONNECTED, error_headers, log_expected, log_internal, status_of
 from visionserve.errors import AuthenticationError, VisionServeError
 from visionserve.settings import Settings
 
@@ -42,19 +43,25 @@ ErrorRenderer = Callable[[ProtocolError], Response]
 
 def describe_error(exc: Exception, request: Request, debug: bool) -> ProtocolError:
     """The status and message of ``exc`` (the table's status for our errors, 422 for invalid path or
-    query parameters, the HTTP status for Starlette's, 500 otherwise); 5xx are logged with an
-    error id that the message names."""
+    query parameters, the HTTP status for Starlette's, 500 otherwise). A 500 is logged with its
+    traceback under an error id that the message names; other 5xx (deliberate: a model not loaded,
+    shutting down) and a client that disconnected are logged on one line by :func:`log_expected`."""
     if isinstance(exc, RequestValidationError):
         problems = "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in exc.errors())
         return ProtocolError(422, f"invalid request: {problems}", {})
     if isinstance(exc, StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return ProtocolError(exc.status_code, message, dict(exc.headers or {}))
+    line = f"{request.method} {request.url.path}"
+    if isinstance(exc, ClientDisconnect):
+        log_expected(CLIENT_DISCONNECTED[0], line, exc)
+        return ProtocolError(CLIENT_DISCONNECTED[0], "the client disconnected", {})
     status = int(status_of(exc)[0]) if isinstance(exc, VisionServeError) else 500
     headers = error_headers(exc) if isinstance(exc, VisionServeError) else {}
-    if status < 500:
+    if status != 500:
+        log_expected(status, line, exc)
         return ProtocolError(status, str(exc), headers)
-    error_id, trace = log_internal(exc, f"{request.method} {request.url.path}", debug)
+    error_id, trace = log_internal(exc, line, debug)
     detail = str(exc) if isinstance(exc, VisionServeError) else "internal error"
     return ProtocolError(status, f"{detail} (error id {error_id})", headers, trace)
 

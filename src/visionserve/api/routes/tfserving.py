@@ -16,7 +16,9 @@ from visionserve.api.deps import ServiceDep
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, protocol_route
 from visionserve.api.wire import tfserving as tf
+from visionserve.core.prediction import classes_of
 from visionserve.errors import ModelNotFoundError
+from visionserve.models.spec import Task
 from visionserve.serving.service import DetectionService
 
 
@@ -50,15 +52,24 @@ async def version_status(name: str, version: int, request: Request, service: Ser
 @router.get("/{name}/metadata", summary="TF Serving: signature of a model")
 @router.get("/{name}/versions/{version}/metadata", summary="TF Serving: signature of a model version")
 async def metadata(name: str, request: Request, service: ServiceDep, version: int | None = None) -> Response:
-    return JSONResponse(tf.render_metadata(name, _version(service, name, version, request)))
+    tf_version = _version(service, name, version, request)
+    return JSONResponse(tf.render_metadata(name, tf_version, service.spec(name).task))
 
 
 @router.post("/{name}:predict", summary="TF Serving: predict (row or columnar format)")
 @router.post("/{name}/versions/{version}:predict", summary="TF Serving: predict with a model version")
 async def predict(name: str, request: Request, service: ServiceDep, version: int | None = None) -> Response:
     _version(service, name, version, request)
-    # Nested-list pixels take seconds to parse: off the event loop.
-    parsed = await run_in_threadpool(tf.parse_predict_request, await request.body())
+    body = await request.body()
+    # Nested-list pixels expand about 40-fold as Python objects: bounded before parsing, and their
+    # cost held from the pixel budget while parsing (seconds: off the event loop).
+    list_cost = tf.list_pixel_bound(body) * tf.LIST_PIXEL_COST
+    async with await service.budget.reserve(list_cost, "the nested-list pixels of this request"):
+        parsed = await run_in_threadpool(tf.parse_predict_request, body)
     results = await service.detect(name, parsed.images)
+    labels = service.labels(name)
+    if service.spec(name).task is Task.CLASSIFY:
+        classes = [classes_of(result.prediction, name) for result in results]
+        return JSONResponse(tf.render_classify_response(classes, labels, parsed.format))
     found = [(result.detections, result.width, result.height) for result in results]
-    return JSONResponse(tf.render_predict_response(found, service.labels(name), parsed.format))
+    return JSONResponse(tf.render_predict_response(found, labels, parsed.format))

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from visionserve.api.deps import ServiceDep, read_images
+from visionserve.api.deps import PixelHoldDep, ServiceDep, read_images
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, protocol_route
 from visionserve.api.uploads import UploadStore
@@ -52,11 +52,11 @@ def _save_crops(store: UploadStore, task_id: str, image: BGRImage, found: Detect
 
 
 @router.post("/upload", summary="Upload a photo: boxes, scores and links to each crop")
-async def upload_photo(request: Request, service: ServiceDep, model: str | None = None) -> Response:
+async def upload_photo(request: Request, service: ServiceDep, hold: PixelHoldDep, model: str | None = None) -> Response:
     photo = await read_images(request, upload.FILE_FIELD)
     name = service.resolve_name(model)
     tag_model(request, name)
-    (result,) = await service.detect(name, photo.images[:1], full_size=True)
+    (result,) = await service.detect(name, photo.images[:1], full_size=True, hold=hold)
     found = result.detections.sorted_by_confidence()
     task_id = upload.new_task_id()
     await run_in_threadpool(_save_crops, _store(request), task_id, result.image, found)

@@ -8,7 +8,8 @@ sorted by confidence, highest first, because some consumers (Frigate's DeepStack
 stop reading at the first prediction under their own threshold. Errors are
 ``{"success": false, "error": "..."}`` with the HTTP status in ``code`` as well.
 
-Pure functions and pydantic schemas only: no HTTP framework here.
+``/v1/vision/scene`` answers DeepStack's ``{"success", "label", "confidence"}`` from a classify model
+(plus CodeProject.AI's fields). Pure functions and pydantic schemas only: no HTTP framework here.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import math
 from dataclasses import dataclass
 from email.utils import formatdate
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError
 from visionserve.models.labels import Labels
+from visionserve.render.mask_encoding import MaskFormat
+from visionserve.render.rows import box_rows, class_rows
 
 #: DeepStack's default ``min_confidence`` when the form field is absent or empty.
 DEFAULT_MIN_CONFIDENCE = 0.4
@@ -36,6 +41,7 @@ class DeepStackCommand(StrEnum):
 
     DETECT = "detect"
     CUSTOM = "custom"
+    SCENE = "scene"
     LIST_CUSTOM = "list-custom"
 
 
@@ -64,6 +70,29 @@ class DeepStackDetectionResponse(BaseModel):
     moduleId: str
     moduleName: str
     command: DeepStackCommand
+    executionProvider: str
+    canUseGPU: bool
+    inferenceDevice: str
+    processedBy: str
+    timestampUTC: str
+    code: int = 200
+
+
+class DeepStackSceneResponse(BaseModel):
+    """A scene answer: DeepStack's ``{success, label, confidence}`` (the best class of a classify
+    model, confidence in [0, 1]), then CodeProject.AI's fields."""
+
+    success: bool = True
+    label: str
+    confidence: float
+    message: str
+    duration: float
+    processMs: int
+    inferenceMs: int
+    analysisRoundTripMs: int
+    moduleId: str
+    moduleName: str
+    command: DeepStackCommand = DeepStackCommand.SCENE
     executionProvider: str
     canUseGPU: bool
     inferenceDevice: str
@@ -141,20 +170,18 @@ def to_predictions(
 ) -> list[DeepStackPrediction]:
     """Detections at or above ``min_confidence``, highest first, boxes clipped to the
     ``width x height`` image and truncated to integer pixels as DeepStack does."""
-    ordered = detections.filter(min_confidence).sorted_by_confidence()
+    rows = box_rows(detections.filter(min_confidence), labels, (width, height), MaskFormat.NONE)
     limits = np.array([width, height, width, height], dtype=np.float32)
-    boxes = np.clip(ordered.xyxy, 0.0, limits).astype(np.int64)
-    return [
-        DeepStackPrediction(
-            confidence=round(float(score), 6),
-            label=labels.name(int(class_id)),
-            x_min=int(box[0]),
-            y_min=int(box[1]),
-            x_max=int(box[2]),
-            y_max=int(box[3]),
+    predictions = []
+    for row in rows:
+        # float32 as the boxes are, so that truncation gives the same pixel as before the rows
+        x_min, y_min, x_max, y_max = np.clip(np.array(row.box, np.float32), 0.0, limits).astype(np.int64).tolist()
+        predictions.append(
+            DeepStackPrediction(
+                confidence=round(row.score, 6), label=row.label, x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max
+            )
         )
-        for box, score, class_id in zip(boxes, ordered.confidence, ordered.class_id, strict=True)
-    ]
+    return predictions
 
 
 def summary_message(predictions: list[DeepStackPrediction]) -> str:
@@ -176,19 +203,36 @@ def render_detection(
         message=summary_message(predictions),
         count=len(predictions),
         predictions=predictions,
-        duration=round(timing.round_trip_ms / 1000.0, 6),
-        processMs=round(timing.process_ms),
-        inferenceMs=round(timing.inference_ms),
-        analysisRoundTripMs=round(timing.round_trip_ms),
-        moduleId=facts.module_id,
-        moduleName=facts.module_name,
         command=command,
-        executionProvider=facts.execution_provider,
-        canUseGPU=facts.can_use_gpu,
-        inferenceDevice=facts.inference_device,
-        processedBy=facts.processed_by,
-        timestampUTC=formatdate(timing.timestamp, usegmt=True),
+        **_server_fields(timing, facts),
     )
+
+
+def _server_fields(timing: Timing, facts: ServerFacts) -> dict[str, Any]:
+    return {
+        "duration": round(timing.round_trip_ms / 1000.0, 6),
+        "processMs": round(timing.process_ms),
+        "inferenceMs": round(timing.inference_ms),
+        "analysisRoundTripMs": round(timing.round_trip_ms),
+        "moduleId": facts.module_id,
+        "moduleName": facts.module_name,
+        "executionProvider": facts.execution_provider,
+        "canUseGPU": facts.can_use_gpu,
+        "inferenceDevice": facts.inference_device,
+        "processedBy": facts.processed_by,
+        "timestampUTC": formatdate(timing.timestamp, usegmt=True),
+    }
+
+
+def render_scene(
+    classes: Classifications, labels: Labels, timing: Timing, facts: ServerFacts
+) -> DeepStackSceneResponse:
+    """The scene answer: the best class of ``classes`` as ``label`` and ``confidence`` (``""`` and
+    0 when the model gave no class), with CodeProject.AI's ``message`` "Found <label>"."""
+    rows = class_rows(classes, labels)
+    label, confidence = (rows[0].label, round(rows[0].score, 6)) if rows else ("", 0.0)
+    message = f"Found {label}" if rows else "No scene found"
+    return DeepStackSceneResponse(label=label, confidence=confidence, message=message, **_server_fields(timing, facts))
 
 
 def render_model_list(names: list[str], facts: ServerFacts) -> DeepStackModelList:

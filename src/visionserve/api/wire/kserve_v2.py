@@ -6,7 +6,9 @@ A detection model looks like this to a v2 client:
   [B, H, W, 3]`` decoded pixels, RGB unless the request parameter ``color_order`` is ``"BGR"``;
 - outputs, padded to the largest count N in the batch and sorted by score: ``boxes FP32 [B, N, 4]``
   (x1, y1, x2, y2 in source pixels), ``scores FP32 [B, N]``, ``class_ids INT32 [B, N]`` (-1 in
-  padding), ``labels BYTES [B, N]`` (empty in padding) and ``num_detections INT32 [B]``;
+  padding), ``labels BYTES [B, N]`` (empty in padding) and ``num_detections INT32 [B]``; masks,
+  keypoints and the outputs of classify models (with Triton's classification extension) are
+  described in :mod:`visionserve.api.wire.kserve_outputs`;
 - request parameters ``conf``, ``iou``, ``max_det`` and ``classes`` (names or ids, a list or a
   comma-separated string) override the model's thresholds.
 
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,6 +36,13 @@ from visionserve.api.wire.common import (
     parse_color_order,
     split_classes,
 )
+from visionserve.api.wire.kserve_outputs import (
+    TASK_OUTPUTS,
+    OutputName,
+    WantedOutput,
+    all_outputs,
+    wanted_output,
+)
 from visionserve.api.wire.kserve_tensors import (
     Datatype,
     tensor_from_binary,
@@ -42,41 +50,20 @@ from visionserve.api.wire.kserve_tensors import (
     tensor_to_binary,
     tensor_to_json,
 )
-from visionserve.core.detections import Detections
 from visionserve.errors import ImageTooLargeError, InvalidParameterError
-from visionserve.models.labels import Labels
-from visionserve.models.spec import ColorOrder
+from visionserve.models.spec import ColorOrder, Task
 
 #: HTTP header that gives the length of the JSON part of a body followed by binary tensors.
 HEADER_LENGTH_HEADER = "Inference-Header-Content-Length"
 #: The one input of a detection model.
 INPUT_NAME = "image"
 #: Extensions of the protocol that visionserve implements (reported by ``GET /v2``).
-EXTENSIONS = ("binary_tensor_data", "model_repository", "parameters")
+EXTENSIONS = ("binary_tensor_data", "classification", "model_repository", "parameters")
 
 Parameters = dict[str, str | int | float | bool]
 
 
-class OutputName(StrEnum):
-    """The outputs of a detection model, in the order they are returned."""
-
-    BOXES = "boxes"
-    SCORES = "scores"
-    CLASS_IDS = "class_ids"
-    LABELS = "labels"
-    NUM_DETECTIONS = "num_detections"
-
-
-OUTPUT_TYPES: dict[OutputName, tuple[Datatype, list[int]]] = {
-    OutputName.BOXES: (Datatype.FP32, [-1, -1, 4]),
-    OutputName.SCORES: (Datatype.FP32, [-1, -1]),
-    OutputName.CLASS_IDS: (Datatype.INT32, [-1, -1]),
-    OutputName.LABELS: (Datatype.BYTES, [-1, -1]),
-    OutputName.NUM_DETECTIONS: (Datatype.INT32, [-1]),
-}
-
-
-class ModelState(StrEnum):
+class RepositoryState(StrEnum):
     """Model states of the repository extension, as Triton names them."""
 
     READY = "READY"
@@ -151,7 +138,7 @@ class RepositoryIndexRequest(_Wire):
 class RepositoryModel(_Wire):
     name: str
     version: str | None = None
-    state: ModelState
+    state: RepositoryState
     reason: str = ""
 
 
@@ -310,74 +297,46 @@ def request_options(request: InferenceRequest) -> RequestOptions:
     )
 
 
-def detection_tensors(found: Sequence[Detections], labels: Labels) -> dict[OutputName, npt.NDArray[Any]]:
-    """The output tensors of a batch, each image's detections sorted by score and padded to the
-    largest count in the batch."""
-    width = max((len(d) for d in found), default=0)
-    batch = len(found)
-    boxes = np.zeros((batch, width, 4), np.float32)
-    scores = np.zeros((batch, width), np.float32)
-    class_ids = np.full((batch, width), -1, np.int32)
-    names = np.full((batch, width), b"", dtype=np.object_)
-    counts = np.zeros(batch, np.int32)
-    for i, detections in enumerate(found):
-        ordered = detections.sorted_by_confidence()
-        n = len(ordered)
-        boxes[i, :n], scores[i, :n], class_ids[i, :n] = ordered.xyxy, ordered.confidence, ordered.class_id
-        names[i, :n] = [labels.name(int(c)).encode("utf-8") for c in ordered.class_id]
-        counts[i] = n
-    return {
-        OutputName.BOXES: boxes,
-        OutputName.SCORES: scores,
-        OutputName.CLASS_IDS: class_ids,
-        OutputName.LABELS: names,
-        OutputName.NUM_DETECTIONS: counts,
-    }
-
-
-def _requested(request: InferenceRequest, model_name: str) -> list[tuple[OutputName, bool]]:
-    """``(output, as binary)`` for each output to return, in request order (all when none named)."""
+def requested_outputs(request: InferenceRequest, task: Task, model_name: str) -> list[WantedOutput]:
+    """The outputs to return for a ``task`` model, in request order (all, in order, when none is
+    named), each as binary data when it or the request's ``binary_data_output`` says so."""
     binary_default = request.parameters.get("binary_data_output") is True
     if request.outputs is None:
-        return [(name, binary_default) for name in OutputName]
-    result = []
-    for output in request.outputs:
-        try:
-            name = OutputName(output.name)
-        except ValueError:
-            raise InvalidParameterError(
-                f"unexpected inference output '{output.name}' for model '{model_name}'"
-            ) from None
-        if "classification" in output.parameters:
-            raise InvalidParameterError(f"output '{output.name}': the classification extension is not supported")
-        result.append((name, output.parameters.get("binary_data", binary_default) is True))
-    return result
+        return all_outputs(task, binary_default)
+    return [
+        wanted_output(output.name, dict(output.parameters), task, model_name, binary_default)
+        for output in request.outputs
+    ]
+
+
+def classification_count(wanted: Sequence[WantedOutput]) -> int | None:
+    """The most classes that the classification extension asks for (None when it is not used)."""
+    return max((w.classification for w in wanted if w.classification is not None), default=None)
 
 
 def render_infer_response(
-    model_name: str, model_version: str | None, request: InferenceRequest, tensors: dict[OutputName, npt.NDArray[Any]]
+    model_name: str,
+    model_version: str | None,
+    request: InferenceRequest,
+    wanted: Sequence[WantedOutput],
+    tensors: dict[OutputName, npt.NDArray[Any]],
 ) -> tuple[bytes, int | None]:
-    """The answer body and, when binary outputs follow the JSON, the JSON's length (to send as
-    ``Inference-Header-Content-Length``; None for a plain JSON answer)."""
+    """The answer body for the ``wanted`` outputs and, when binary outputs follow the JSON, the
+    JSON's length (to send as ``Inference-Header-Content-Length``; None for a plain JSON answer)."""
     outputs: list[ResponseOutput] = []
     chunks: list[bytes] = []
-    for name, binary in _requested(request, model_name):
-        array = tensors[name]
-        datatype = OUTPUT_TYPES[name][0]
-        if binary:
+    for output in wanted:
+        array, datatype = tensors[output.name], output.datatype
+        if output.binary:
             raw = tensor_to_binary(array, datatype)
             chunks.append(raw)
+            parameters: Parameters = {"binary_data_size": len(raw)}
             outputs.append(
-                ResponseOutput(
-                    name=name, datatype=datatype, shape=list(array.shape), parameters={"binary_data_size": len(raw)}
-                )
+                ResponseOutput(name=output.name, datatype=datatype, shape=list(array.shape), parameters=parameters)
             )
         else:
-            outputs.append(
-                ResponseOutput(
-                    name=name, datatype=datatype, shape=list(array.shape), data=tensor_to_json(array, datatype)
-                )
-            )
+            data = tensor_to_json(array, datatype)
+            outputs.append(ResponseOutput(name=output.name, datatype=datatype, shape=list(array.shape), data=data))
     response = InferenceResponse(model_name=model_name, model_version=model_version, id=request.id, outputs=outputs)
     header = response.model_dump_json(exclude_none=True).encode("utf-8")
     if not chunks:
@@ -385,14 +344,14 @@ def render_infer_response(
     return header + b"".join(chunks), len(header)
 
 
-def render_model_metadata(name: str, version: str, platform: str) -> ModelMetadata:
-    """Metadata of a detection model: its one input and five outputs."""
+def render_model_metadata(name: str, version: str, platform: str, task: Task = Task.DETECT) -> ModelMetadata:
+    """Metadata of a ``task`` model: its one input and the outputs of its task."""
     return ModelMetadata(
         name=name,
         versions=[version],
         platform=platform,
         inputs=[MetadataTensor(name=INPUT_NAME, datatype=Datatype.BYTES, shape=[-1])],
-        outputs=[MetadataTensor(name=n, datatype=t, shape=s) for n, (t, s) in OUTPUT_TYPES.items()],
+        outputs=[MetadataTensor(name=n, datatype=t, shape=s) for n, (t, s) in TASK_OUTPUTS[task].items()],
     )
 
 

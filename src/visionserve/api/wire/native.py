@@ -14,30 +14,28 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
-import cv2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from visionserve.api.wire import tfserving
 from visionserve.api.wire.common import RequestOptions, describe_validation_error, split_classes
 from visionserve.api.wire.predictions import DetectResponse, PredictResponse
 from visionserve.core.detections import Detections
-from visionserve.errors import InferenceError, InvalidParameterError, WrongTaskError
+from visionserve.errors import InvalidParameterError, WrongTaskError
 from visionserve.models.keypoints import keypoint_spec
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec, Task
 from visionserve.pipeline import PredictOptions
-from visionserve.render.annotators import RenderMode, annotators_for, render
+from visionserve.render.annotated import annotated_jpeg
+from visionserve.render.annotators import RenderMode
 from visionserve.render.json import prediction_to_json
 from visionserve.render.mask_encoding import MaskFormat
-from visionserve.serving.manager import ModelStatus
-from visionserve.serving.service import ImageResult
+from visionserve.serving.results import ImageResult, ModelStatus
 
 __all__ = ["DetectResponse", "PredictResponse"]
 
 #: Multipart field that carries the image(s).
 IMAGE_FIELD = "image"
 JPEG_MEDIA_TYPE = "image/jpeg"
-_JPEG_QUALITY = 90
 
 
 class ResponseFormat(StrEnum):
@@ -155,11 +153,7 @@ def render_annotated(result: ImageResult, labels: Labels, mode: RenderMode = Ren
     """A JPEG of ``result.image`` drawn as ``mode`` says (boxes, masks, keypoint skeletons, class
     banners). ``result`` must come from a full-size decode (the prediction is in source pixels).
     Blocking: call it off the event loop."""
-    canvas = render(result.image, result.prediction, annotators_for(labels, mode))
-    ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-    if not ok:
-        raise InferenceError("cannot encode the annotated image as JPEG")
-    return bytes(encoded.tobytes())
+    return annotated_jpeg(result.image, result.prediction, labels, mode)
 
 
 def _keypoints_document(spec: ModelSpec) -> dict[str, Any] | None:

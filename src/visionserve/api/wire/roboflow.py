@@ -20,7 +20,7 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from uuid import uuid4
 
 import numpy as np
@@ -37,11 +37,22 @@ from visionserve.api.wire.npy import MAGIC, load_npy
 from visionserve.api.wire.numpy_pickle import load_pickled_array
 from visionserve.core.detections import Detections
 from visionserve.core.nms import class_aware_nms
-from visionserve.errors import ImageDecodeError, InvalidParameterError
+from visionserve.errors import ImageDecodeError, InvalidParameterError, WrongTaskError
 from visionserve.models.labels import Labels
-from visionserve.models.spec import ColorOrder
+from visionserve.models.spec import ColorOrder, Task
+from visionserve.render.mask_encoding import MaskFormat
+from visionserve.render.rows import BoxRow, box_rows
 
 TASK_TYPE = "object-detection"
+#: The ``task_type`` of each task in the registry: the SDK picks the ``/infer/<task>`` route from it.
+TASK_TYPES = {
+    Task.DETECT: TASK_TYPE,
+    Task.SEGMENT: "instance-segmentation",
+    Task.CLASSIFY: "classification",
+    Task.POSE: "keypoint-detection",
+}
+#: The mask formats of ``response_mask_format``.
+MaskFormatName = Literal["polygon", "rle"]
 
 
 class ImageType(StrEnum):
@@ -59,20 +70,47 @@ class InferenceRequestImage(_Request):
     value: Any = None
 
 
-class ObjectDetectionRequest(_Request):
-    """The fields of Roboflow's ``ObjectDetectionInferenceRequest`` that visionserve acts on;
-    the others (preprocessing switches, active learning, ...) are accepted and ignored."""
+class InferRequest(_Request):
+    """The fields that every Roboflow ``/infer/<task>`` request shares and visionserve acts on; the
+    others (preprocessing switches, active learning, ...) are accepted and ignored."""
 
     id: str | None = None
     api_key: str | None = None
     model_id: str | None = None
     image: InferenceRequestImage | list[InferenceRequestImage]
     confidence: float | Literal["best", "default"] = 0.4
+    visualize_predictions: bool | None = False
+
+
+class ObjectDetectionRequest(InferRequest):
+    """Roboflow's ``ObjectDetectionInferenceRequest``."""
+
     iou_threshold: float | None = 0.3
     class_filter: list[str] | None = None
     max_detections: int | None = 300
     class_agnostic_nms: bool | None = False
-    visualize_predictions: bool | None = False
+
+
+class InstanceSegmentationRequest(ObjectDetectionRequest):
+    """Roboflow's ``InstanceSegmentationInferenceRequest``: masks as one polygon per instance
+    (``points``) or, with ``response_mask_format="rle"``, as COCO RLE. ``mask_decode_mode`` and
+    ``tradeoff_factor`` are accepted and ignored (masks are always decoded at full accuracy)."""
+
+    response_mask_format: MaskFormatName = "polygon"
+
+
+class KeypointsDetectionRequest(ObjectDetectionRequest):
+    """Roboflow's ``KeypointsDetectionInferenceRequest``: keypoints scoring under
+    ``keypoint_confidence`` are left out of the answer."""
+
+    keypoint_confidence: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class ClassificationRequest(InferRequest):
+    """Roboflow's ``ClassificationInferenceRequest``: classes under ``confidence`` are left out."""
+
+
+R = TypeVar("R", bound=InferRequest)
 
 
 class AddModelRequest(_Request):
@@ -133,10 +171,10 @@ class UrlImage:
 
 
 @dataclass(frozen=True)
-class ParsedDetection:
+class ParsedRequest(Generic[R]):
     """A parsed request: its images in order, thresholds, and what else it asked for."""
 
-    request: ObjectDetectionRequest
+    request: R
     images: list[ImageInput | UrlImage]
     options: RequestOptions
     batched: bool
@@ -163,8 +201,10 @@ def _image(item: InferenceRequestImage, where: str) -> ImageInput | UrlImage:
     return UrlImage(item.value)
 
 
-def _options(request: ObjectDetectionRequest) -> RequestOptions:
+def _options(request: InferRequest) -> RequestOptions:
     conf = request.confidence if isinstance(request.confidence, float | int) else None
+    if not isinstance(request, ObjectDetectionRequest):
+        return RequestOptions(conf=conf)
     return RequestOptions(
         conf=conf,
         iou=request.iou_threshold,
@@ -173,18 +213,23 @@ def _options(request: ObjectDetectionRequest) -> RequestOptions:
     )
 
 
-def parse_object_detection_request(body: bytes) -> ParsedDetection:
-    """Parse a ``/infer/object_detection`` body; raises :class:`InvalidParameterError` for invalid
-    JSON, missing fields, an unknown image type or image data that cannot be read."""
+def parse_infer_request(body: bytes, schema: type[R]) -> ParsedRequest[R]:
+    """Parse an ``/infer/<task>`` body as ``schema``; raises :class:`InvalidParameterError` for
+    invalid JSON, missing fields, an unknown image type or image data that cannot be read."""
     try:
-        request = ObjectDetectionRequest.model_validate_json(body)
+        request = schema.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidParameterError(f"invalid request: {describe_validation_error(exc)}") from None
     items = request.image if isinstance(request.image, list) else [request.image]
     if not items:
         raise InvalidParameterError("invalid request: image list is empty")
     images = [_image(item, f"image[{i}]") for i, item in enumerate(items)]
-    return ParsedDetection(request, images, _options(request), isinstance(request.image, list))
+    return ParsedRequest(request, images, _options(request), isinstance(request.image, list))
+
+
+def parse_object_detection_request(body: bytes) -> ParsedRequest[ObjectDetectionRequest]:
+    """Parse a ``/infer/object_detection`` body (see :func:`parse_infer_request`)."""
+    return parse_infer_request(body, ObjectDetectionRequest)
 
 
 def parse_add_request(body: bytes) -> AddModelRequest:
@@ -209,6 +254,27 @@ def class_agnostic(detections: Detections, iou: float) -> Detections:
     return detections[np.asarray(keep, dtype=np.int64)]
 
 
+def box_fields(row: BoxRow, new_id: Callable[[], str]) -> dict[str, Any]:
+    """The fields of one Roboflow box prediction: centre ``x, y``, ``width``, ``height`` in pixels,
+    ``confidence``, ``class_name`` (``class`` on the wire), ``class_id`` and a new ``detection_id``."""
+    x1, y1, x2, y2 = row.box
+    return {
+        "x": round((x1 + x2) / 2, 2),
+        "y": round((y1 + y2) / 2, 2),
+        "width": round(x2 - x1, 2),
+        "height": round(y2 - y1, 2),
+        "confidence": round(row.score, 4),
+        "class_name": row.label,
+        "class_id": row.class_id,
+        "detection_id": new_id(),
+    }
+
+
+def encode_visualization(visualization: bytes | None) -> str | None:
+    """The annotated JPEG as base64 text, as Roboflow's ``visualization`` carries it."""
+    return base64.b64encode(visualization).decode("ascii") if visualization is not None else None
+
+
 def render_object_detection(
     detections: Detections,
     labels: Labels,
@@ -218,26 +284,38 @@ def render_object_detection(
     new_id: Callable[[], str] = lambda: str(uuid4()),
 ) -> ObjectDetectionResponse:
     """The answer for one ``(width, height)`` image: centre boxes in pixels, highest confidence first."""
-    ordered = detections.sorted_by_confidence()
-    predictions = [
-        ObjectDetectionPrediction(
-            x=round(float(x1 + x2) / 2, 2),
-            y=round(float(y1 + y2) / 2, 2),
-            width=round(float(x2 - x1), 2),
-            height=round(float(y2 - y1), 2),
-            confidence=round(float(score), 4),
-            class_name=labels.name(int(class_id)),
-            class_id=int(class_id),
-            detection_id=new_id(),
-        )
-        for (x1, y1, x2, y2), score, class_id in zip(ordered.xyxy, ordered.confidence, ordered.class_id, strict=True)
-    ]
+    rows = box_rows(detections, labels, size, MaskFormat.NONE)
+    predictions = [ObjectDetectionPrediction(**box_fields(row, new_id)) for row in rows]
     return ObjectDetectionResponse(
         inference_id=new_id(),
         time=round(seconds, 6),
         image=InferenceResponseImage(width=size[0], height=size[1]),
         predictions=predictions,
-        visualization=base64.b64encode(visualization).decode("ascii") if visualization is not None else None,
+        visualization=encode_visualization(visualization),
+    )
+
+
+#: The tasks each ``/infer/<task>`` route serves (boxes come from any model that gives boxes).
+ROUTE_TASKS = {
+    "object_detection": frozenset({Task.DETECT, Task.SEGMENT, Task.POSE}),
+    "instance_segmentation": frozenset({Task.SEGMENT}),
+    "keypoints_detection": frozenset({Task.POSE}),
+    "classification": frozenset({Task.CLASSIFY}),
+}
+_ROUTE_OF_TASK = {
+    Task.DETECT: "object_detection",
+    Task.SEGMENT: "instance_segmentation",
+    Task.POSE: "keypoints_detection",
+}
+
+
+def check_task(route: str, task: Task, model: str) -> None:
+    """Raise :class:`WrongTaskError` (422) when ``/infer/<route>`` cannot answer for a ``task`` model."""
+    if task in ROUTE_TASKS[route]:
+        return
+    suggested = "classification" if task is Task.CLASSIFY else _ROUTE_OF_TASK[task]
+    raise WrongTaskError(
+        f"model {model!r} is a {TASK_TYPES[task]} model: /infer/{route} cannot serve it, use /infer/{suggested}"
     )
 
 

@@ -10,7 +10,8 @@ Outputs are the TF Object Detection API's: ``detection_boxes`` ``[N, 4]`` as nor
 ``[ymin, xmin, ymax, xmax]``, ``detection_scores`` ``[N]``, ``detection_classes`` ``[N]`` (class ids
 as floats), ``num_detections`` (a float), plus ``detection_class_names`` ``[N]``. N is the largest
 count in the batch; shorter results are padded with zeros (and empty names), as an export pads to
-its maximum. Errors are ``{"error": "..."}``. Pure functions and pydantic schemas only.
+its maximum. A classify model answers like a TF classifier's signature: ``classes`` (label names),
+``scores`` and ``class_ids``, best first. Errors are ``{"error": "..."}``. Pure functions and pydantic schemas only.
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ from pydantic import BaseModel
 
 from visionserve.api.wire.common import ImageInput, as_bgr_image, decode_base64
 from visionserve.api.wire.jsonbody import parse_json
+from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
-from visionserve.errors import InvalidParameterError
+from visionserve.errors import ImageTooLargeError, InvalidParameterError
 from visionserve.models.labels import Labels
-from visionserve.models.spec import ColorOrder
+from visionserve.models.spec import ColorOrder, Task
+from visionserve.render.mask_encoding import MaskFormat
+from visionserve.render.rows import box_rows, class_rows
+
+#: Pixels that one request may send as nested lists (1280x720 fits); larger images go as b64.
+MAX_LIST_PIXELS = 1_000_000
+#: What one nested-list pixel costs while it is parsed, in decoded pixels (3 bytes each): about 96
+#: bytes of Python lists and pointers, then 24 bytes of int64 array (measured with tracemalloc).
+LIST_PIXEL_COST = 40
 
 SIGNATURE_NAME = "serving_default"
 INPUT_NAME = "inputs"
@@ -50,6 +60,15 @@ class TFOutput(StrEnum):
     DETECTION_CLASSES = "detection_classes"
     DETECTION_CLASS_NAMES = "detection_class_names"
     NUM_DETECTIONS = "num_detections"
+
+
+class TFClassOutput(StrEnum):
+    """Output names of a classify model's signature, as a TF classifier's: ``classes`` (label
+    names) and ``scores``, best first, with ``class_ids`` beside them."""
+
+    CLASSES = "classes"
+    SCORES = "scores"
+    CLASS_IDS = "class_ids"
 
 
 class ModelVersionState(StrEnum):
@@ -138,6 +157,20 @@ def _columnar(value: Any) -> list[ImageInput]:
     return [_pixels(item, f"inputs[{i}]") for i, item in enumerate(value)]
 
 
+def list_pixel_bound(body: bytes) -> int:
+    """An upper bound on the pixels ``body`` sends as nested lists, found without parsing: each
+    such pixel is a list ``[r, g, b]`` and base64 never holds a ``[``, so the count of ``[`` bounds
+    them. Raises :class:`ImageTooLargeError` beyond :data:`MAX_LIST_PIXELS`, before any Python list
+    is built."""
+    bound = body.count(b"[")
+    if bound > MAX_LIST_PIXELS:
+        raise ImageTooLargeError(
+            f"images sent as nested pixel lists are limited to {MAX_LIST_PIXELS} pixels per request "
+            f'(this body may hold {bound}): send larger images as {{"b64": ...}}'
+        )
+    return bound
+
+
 def parse_predict_request(body: bytes) -> ParsedPredict:
     """The images of a ``:predict`` body in the row or the columnar format.
 
@@ -162,22 +195,22 @@ def parse_predict_request(body: bytes) -> ParsedPredict:
 
 
 def _outputs(detections: Detections, labels: Labels, width: int, height: int, pad: int) -> dict[TFOutput, Any]:
-    ordered = detections.sorted_by_confidence()
-    n = len(ordered)
+    rows = box_rows(detections, labels, (width, height), MaskFormat.NONE)
+    n = len(rows)
     boxes = np.zeros((pad, 4), np.float64)
     scale = np.array([width, height, width, height], np.float64)
-    normalized = np.clip(ordered.xyxy.astype(np.float64) / scale, 0.0, 1.0)
+    xyxy = np.array([row.box for row in rows], np.float32).reshape(-1, 4)
+    normalized = np.clip(xyxy.astype(np.float64) / scale, 0.0, 1.0)
     boxes[:n] = normalized[:, [1, 0, 3, 2]]
     scores = np.zeros(pad, np.float64)
-    scores[:n] = ordered.confidence
+    scores[:n] = np.array([row.score for row in rows], np.float32)
     classes = np.zeros(pad, np.float64)
-    classes[:n] = ordered.class_id
-    names = [labels.name(int(c)) for c in ordered.class_id] + [""] * (pad - n)
+    classes[:n] = [row.class_id for row in rows]
     return {
         TFOutput.DETECTION_BOXES: np.round(boxes, 6).tolist(),
         TFOutput.DETECTION_SCORES: np.round(scores, 6).tolist(),
         TFOutput.DETECTION_CLASSES: classes.tolist(),
-        TFOutput.DETECTION_CLASS_NAMES: names,
+        TFOutput.DETECTION_CLASS_NAMES: [row.label for row in rows] + [""] * (pad - n),
         TFOutput.NUM_DETECTIONS: float(n),
     }
 
@@ -188,9 +221,31 @@ def render_predict_response(
     """The ``:predict`` answer for ``(detections, width, height)`` per image, in ``fmt``."""
     pad = max((len(d) for d, _, _ in results), default=0)
     rows = [_outputs(d, labels, w, h, pad) for d, w, h in results]
+    return _batched(rows, list(TFOutput), fmt)
+
+
+def _batched(rows: list[dict[Any, Any]], names: Sequence[StrEnum], fmt: PredictFormat) -> dict[str, Any]:
     if fmt is PredictFormat.ROW:
         return {"predictions": [{name.value: value for name, value in row.items()} for row in rows]}
-    return {"outputs": {name.value: [row[name] for row in rows] for name in TFOutput}}
+    return {"outputs": {name.value: [row[name] for row in rows] for name in names}}
+
+
+def render_classify_response(results: Sequence[Classifications], labels: Labels, fmt: PredictFormat) -> dict[str, Any]:
+    """The ``:predict`` answer of a classify model: per image ``classes`` (names), ``scores`` and
+    ``class_ids``, best first, padded to the longest list of the batch with ``""``, 0 and -1."""
+    pad = max((len(c) for c in results), default=0)
+    rows = []
+    for classes in results:
+        ranked = class_rows(classes, labels)
+        missing = pad - len(ranked)
+        rows.append(
+            {
+                TFClassOutput.CLASSES: [r.label for r in ranked] + [""] * missing,
+                TFClassOutput.SCORES: [round(r.score, 6) for r in ranked] + [0.0] * missing,
+                TFClassOutput.CLASS_IDS: [r.class_id for r in ranked] + [-1] * missing,
+            }
+        )
+    return _batched(rows, list(TFClassOutput), fmt)
 
 
 def render_version_status(version: int, state: ModelVersionState, error: str = "") -> ModelVersionStatus:
@@ -221,15 +276,24 @@ def _tensor_info(name: str, dtype: str, dims: list[int]) -> dict[str, Any]:
     return {"dtype": dtype, "tensor_shape": shape, "name": f"{name}:0"}
 
 
-def render_metadata(name: str, version: int) -> dict[str, Any]:
-    """``GET /v1/models/{name}/metadata``: the model spec and its ``serving_default`` signature."""
-    outputs = {
-        TFOutput.DETECTION_BOXES: _tensor_info("detection_boxes", "DT_FLOAT", [-1, -1, 4]),
-        TFOutput.DETECTION_SCORES: _tensor_info("detection_scores", "DT_FLOAT", [-1, -1]),
-        TFOutput.DETECTION_CLASSES: _tensor_info("detection_classes", "DT_FLOAT", [-1, -1]),
-        TFOutput.DETECTION_CLASS_NAMES: _tensor_info("detection_class_names", "DT_STRING", [-1, -1]),
-        TFOutput.NUM_DETECTIONS: _tensor_info("num_detections", "DT_FLOAT", [-1]),
-    }
+def render_metadata(name: str, version: int, task: Task = Task.DETECT) -> dict[str, Any]:
+    """``GET /v1/models/{name}/metadata``: the model spec and its ``serving_default`` signature
+    (detection outputs, or a classifier's for a classify model)."""
+    outputs: dict[StrEnum, dict[str, Any]]
+    if task is Task.CLASSIFY:
+        outputs = {
+            TFClassOutput.CLASSES: _tensor_info("classes", "DT_STRING", [-1, -1]),
+            TFClassOutput.SCORES: _tensor_info("scores", "DT_FLOAT", [-1, -1]),
+            TFClassOutput.CLASS_IDS: _tensor_info("class_ids", "DT_INT64", [-1, -1]),
+        }
+    else:
+        outputs = {
+            TFOutput.DETECTION_BOXES: _tensor_info("detection_boxes", "DT_FLOAT", [-1, -1, 4]),
+            TFOutput.DETECTION_SCORES: _tensor_info("detection_scores", "DT_FLOAT", [-1, -1]),
+            TFOutput.DETECTION_CLASSES: _tensor_info("detection_classes", "DT_FLOAT", [-1, -1]),
+            TFOutput.DETECTION_CLASS_NAMES: _tensor_info("detection_class_names", "DT_STRING", [-1, -1]),
+            TFOutput.NUM_DETECTIONS: _tensor_info("num_detections", "DT_FLOAT", [-1]),
+        }
     signature = {
         "inputs": {INPUT_NAME: _tensor_info("encoded_image_string_tensor", "DT_STRING", [-1])},
         "outputs": {key.value: value for key, value in outputs.items()},
