@@ -114,6 +114,7 @@ async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
     limit = jobs.limits.max_images
     async with request.form(max_files=limit, max_fields=limit + 32) as form:
         uploads: list[JobInput] = []
+        urls: list[str] = []
         fields: dict[str, Any] = dict(query)
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -121,9 +122,14 @@ async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
                     raise InvalidParameterError(f"unexpected file field {name!r}: send images as {IMAGE_FIELD!r}")
                 uploads.append(_upload(len(uploads), value))
             elif name == URL_FIELD:
-                fields.setdefault("urls", []).append(value)
+                urls.append(value)
             else:
                 fields[name] = value
+        if urls:
+            # A 'urls' field (or query parameter) beside repeated 'url' fields is one list too many.
+            if "urls" in fields:
+                raise InvalidParameterError("give image URLs as repeated 'url' fields or as 'urls', not both")
+            fields["urls"] = urls
         new, classes = _new_job(parse_params(fields), uploads)
         job = await run_in_threadpool(jobs.submit, new, classes)
     return _accepted(job_summary(job))
