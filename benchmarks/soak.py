@@ -8,7 +8,7 @@ same image sent alone, the slow clients' fate, and the server's RSS every ``--sa
 the deadline. The server runs with a 15 s body timeout and a 5 s header timeout so that slow clients
 meet them many times in a run.
 
-    python -m benchmarks.soak [--minutes 10] [--clients 6] [--trickle 4] [--deaf 2] [--out soak.json]
+    python -m benchmarks.soak [--minutes 10] [--clients 6] [--trickle 16] [--deaf 4] [--out soak.json]
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=6, help="threads sending the request mix")
-    parser.add_argument("--trickle", type=int, default=4, help="clients sending one byte a second")
-    parser.add_argument("--deaf", type=int, default=2, help="clients that never read their answers")
+    parser.add_argument("--trickle", type=int, default=16, help="clients sending one byte a second")
+    parser.add_argument("--deaf", type=int, default=4, help="clients that never read their answers")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
     parser.add_argument("--out", type=Path, help="also write the report here as JSON")
     args = parser.parse_args()

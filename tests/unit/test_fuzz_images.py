@@ -20,7 +20,7 @@ from tests.fuzz_corpus import mutated, seeds
 from visionserve.core.images import DecodedImage, decode_image, read_header
 from visionserve.errors import ImageDecodeError, ImageTooLargeError, InputError
 
-#: Small enough for CI (a few seconds); scripts/fuzz.py runs the same properties far longer.
+#: Small enough for CI (a few seconds); VISIONSERVE_FUZZ_EXAMPLES=20000 runs the same properties far longer.
 CI_EXAMPLES = int(os.environ.get("VISIONSERVE_FUZZ_EXAMPLES", "400"))
 MAX_PIXELS = 1_000_000
 

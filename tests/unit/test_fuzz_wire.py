@@ -36,7 +36,7 @@ from visionserve.errors import InputError
 from visionserve.models.labels import Labels
 
 pytestmark = pytest.mark.slow
-#: Small enough for CI (about 20 s in all); scripts/fuzz.py runs the same properties far longer.
+#: Small enough for CI (about 20 s in all); VISIONSERVE_FUZZ_EXAMPLES=20000 runs them far longer.
 EXAMPLES = int(os.environ.get("VISIONSERVE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LABELS = Labels({1: "person", 17: "cat"})
