@@ -9,13 +9,16 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
+from visionserve.core.masks import MaskPatch
 from visionserve.errors import JobNotFoundError, JobStateError, StorageError
 from visionserve.jobs.factory import Storage
 from visionserve.jobs.model import (
     Claim,
     ClaimRefusal,
+    ClassRecord,
     DetectionRecord,
     ItemOutput,
     ItemState,
@@ -24,12 +27,15 @@ from visionserve.jobs.model import (
     JobOptions,
     JobQuery,
     JobState,
+    MaskRle,
     WebhookState,
     crop_key,
     input_key,
     job_prefix,
     new_job_id,
 )
+from visionserve.models.spec import Task
+from visionserve.render.mask_encoding import rle
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -52,7 +58,47 @@ def claim(storage: Storage, job_id: str, index: int, max_attempts: int = 3) -> C
     return result
 
 
+def task_output() -> ItemOutput:
+    """A segment detection with its mask and a pose detection with keypoints (one item of each
+    would never mix, but the store does not care), and no classes."""
+    mask = MaskRle.from_coco(rle(MaskPatch(3, 4, np.ones((10, 20), np.bool_)), 48, 64))
+    points = ((10.5, 20.25, 0.9), (0.0, 0.0, 0.0))
+    found = (
+        DetectionRecord(0, "dent", 0.9, (1.0, 2.0, 30.0, 40.0), mask=mask),
+        DetectionRecord(1, "person", 0.8, (5.0, 6.0, 7.0, 8.0), keypoints=points),
+        DetectionRecord(2, "plain", 0.7, (0.0, 0.0, 1.0, 1.0)),
+    )
+    return ItemOutput(64, 48, found, ItemTimings(1.0, 2.0, 3.0, 6.5))
+
+
+def class_output() -> ItemOutput:
+    ranked = (ClassRecord(1, "dog", 0.6), ClassRecord(3, "fish", 0.25), ClassRecord(0, "cat", 0.1))
+    return ItemOutput(64, 48, (), ItemTimings(1.0, 2.0, 3.0, 6.5), classes=ranked)
+
+
 class StoreContract:
+    def test_masks_keypoints_and_classes_round_trip(self, storage: Storage) -> None:
+        store = storage.store
+        boxes = make_job(storage, 1)
+        assert store.get(boxes).task is Task.DETECT
+        assert store.commit(claim(storage, boxes, 0), task_output(), "w", T0)
+        assert store.detections(boxes) == {0: list(task_output().detections)}
+        assert store.classes(boxes) == {}
+        job_id = new_job_id()
+        inputs = [JobInput(f"img{i}.png", data=b"x") for i in range(2)]
+        store.create(job_id, "cls", JobOptions(top_k=3), inputs, None, T0, Task.CLASSIFY)
+        job = store.get(job_id)
+        assert (job.task, job.options.top_k) == (Task.CLASSIFY, 3)
+        assert store.commit(claim(storage, job_id, 0), class_output(), "w", T0)
+        assert store.commit(claim(storage, job_id, 1), class_output(), "w", T0)
+        ranked = list(class_output().classes)
+        assert store.classes(job_id) == {0: ranked, 1: ranked}
+        assert store.classes(job_id, [1]) == {1: ranked}
+        assert store.detections(job_id) == {} and store.item(job_id, 0).detection_count == 0
+        assert store.claim(job_id, 0, "w", 3, T0) is ClaimRefusal.FINISHED
+        store.delete(job_id)
+        assert store.classes(job_id) == {}
+
     def test_create_get_and_list(self, storage: Storage) -> None:
         store = storage.store
         first = make_job(storage, 2, model="a", at=T0)

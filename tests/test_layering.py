@@ -57,7 +57,8 @@ def test_core_imports_only_core(path: Path) -> None:
 #: Internal edges: modules under the first path may not import the visionserve packages listed.
 #: Wire codecs are pure (they read the serving layer's values in serving/results.py, never its
 #: machinery, and draw nothing themselves); settings know nothing of jobs; core and the prediction
-#: values know nothing of HTTP, storage or serving.
+#: values know nothing of HTTP, storage or serving; the per-frame parts of streams (tracker, zones, motion
+#: gate, overlays) are pure: no HTTP, serving or stream machinery.
 FORBIDDEN_INTERNAL = {
     "api/wire/": ("visionserve.serving.service", "visionserve.serving.manager", "visionserve.serving.instances",
                   "visionserve.serving.threads", "visionserve.jobs", "visionserve.storage", "cv2"),
@@ -66,6 +67,10 @@ FORBIDDEN_INTERNAL = {
     "decoders/": ("visionserve.serving", "visionserve.api", "visionserve.jobs", "visionserve.pipeline"),
     "jobs/": ("visionserve.api", "visionserve.serving.manager", "visionserve.serving.threads",
               "visionserve.batching.batcher"),
+    **{f"streams/{pure}.py": ("visionserve.api", "visionserve.serving", "visionserve.jobs", "visionserve.storage",
+                              "visionserve.batching", "visionserve.streams.session", "visionserve.streams.hub",
+                              "visionserve.streams.sources")
+       for pure in ("kalman", "tracking", "zones", "motion", "overlays", "analysis")},
 }  # fmt: skip
 
 

@@ -179,12 +179,23 @@ def test_a_camera_cut_mid_stream_reconnects_and_nothing_leaks(server: ServerProc
 
 
 def warm_up(server: ServerProcess, client: httpx.Client) -> None:
-    """Run a stream with a viewer to its end, so that lazily started pools exist."""
-    stream_id = create(client, source="moving.mp4")["id"]
-    with httpx.stream("GET", f"{server.url}/v1/streams/{stream_id}/mjpeg", timeout=30) as response:
-        for _ in mjpeg_parts(response):
-            pass
-    assert client.delete(f"/v1/streams/{stream_id}").status_code == 204
+    """Run two streams at once, each with a viewer, to their end, so that the worker threads of the
+    default executor (started on demand, kept for the server's life by design: they draw and encode
+    frames) exist for two concurrent streams before the counts are taken."""
+    ids = [create(client, source="moving.mp4")["id"] for _ in range(2)]
+
+    def watch(stream_id: str) -> None:
+        with httpx.stream("GET", f"{server.url}/v1/streams/{stream_id}/mjpeg", timeout=30) as response:
+            for _ in mjpeg_parts(response):
+                pass
+
+    viewers = [threading.Thread(target=watch, args=(stream_id,)) for stream_id in ids]
+    for viewer in viewers:
+        viewer.start()
+    for viewer in viewers:
+        viewer.join(60)
+    for stream_id in ids:
+        assert client.delete(f"/v1/streams/{stream_id}").status_code == 204
 
 
 def test_pause_resume_and_the_stream_document(server: ServerProcess) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 import cv2
 import httpx
 import pytest
-from tests.conftest import PHOTOS, photo
+from pycocotools import mask as coco_mask
+from tests.conftest import PHOTOS, encode, photo
+from tests.factories import SEG_LABELS, seg_model_folder, solid_image
 from tests.jobs_support import (
     BASE_WIDTH,
     PLUGIN_MODEL,
@@ -38,9 +40,7 @@ from visionserve.storage.jobs import SqlJobStore
 IMAGES = 200
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, postgres_url: str, broker: Broker) -> Iterator[Cluster]:
-    write_plugin_model(tmp_path / "models", tmp_path / "seen.log", delay_s=0.03)
+def cluster_env(tmp_path: Path, postgres_url: str, broker: Broker) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("VISIONSERVE_")}
     env |= {
         "VISIONSERVE_DATABASE_URL": postgres_url,
@@ -52,7 +52,13 @@ def cluster(tmp_path: Path, postgres_url: str, broker: Broker) -> Iterator[Clust
         "VISIONSERVE_DATA_DIR": str(tmp_path / "data"),
         "VISIONSERVE_JOBS_MAX_IMAGES": str(IMAGES),
     }
-    made = Cluster(tmp_path, env)
+    return env
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, postgres_url: str, broker: Broker) -> Iterator[Cluster]:
+    write_plugin_model(tmp_path / "models", tmp_path / "seen.log", delay_s=0.03)
+    made = Cluster(tmp_path, cluster_env(tmp_path, postgres_url, broker))
     yield made
     made.stop()
 
@@ -122,3 +128,36 @@ def test_a_worker_runs_the_default_model(cluster: Cluster) -> None:
         assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
     worker_log = cluster.log("worker0")
     assert "visionserve.process_item" in worker_log and "'done'" in worker_log
+
+
+def test_a_worker_runs_a_segment_model_and_stores_its_masks(
+    tmp_path: Path, postgres_url: str, redis_broker: Broker
+) -> None:
+    seg_model_folder(tmp_path / "models", "tiny-seg")
+    cluster = Cluster(tmp_path, cluster_env(tmp_path, postgres_url, redis_broker))
+    try:
+        url = cluster.server(free_port())
+        cluster.worker(0)
+        image = encode(solid_image(128, 128), ".png")
+        answer = httpx.post(
+            f"{url}/v1/jobs",
+            files=[("image", ("gray.png", image, "image/png"))],
+            data={"model": "tiny-seg", "annotate": "true"},
+            timeout=30,
+        )
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+        wait_for(lambda: job_state(url, job_id)["state"] not in ("queued", "running"), 60)
+        document = job_state(url, job_id)
+        assert document["state"] == "succeeded", document
+        (result,) = document["results"]
+        assert [d["label"] for d in result["detections"]] == list(SEG_LABELS)
+        rle = result["detections"][0]["rle"]
+        mask = coco_mask.decode(rle | {"counts": rle["counts"].encode()}).astype(bool)
+        assert mask[27:53, 27:53].all() and not mask[60:80, 60:80].any()  # the same mask as in a server
+        assert httpx.get(f"{url}{result['annotated']}", timeout=10).status_code == 200
+        coco = httpx.get(f"{url}/v1/jobs/{job_id}/results", params={"format": "coco"}, timeout=10).json()
+        assert coco["annotations"][0]["segmentation"] == rle and coco["annotations"][0]["area"] == int(mask.sum())
+        assert "visionserve.process_item" in cluster.log("worker0")
+    finally:
+        cluster.stop()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.jobs_migration_contract import MigrationContract
 from tests.jobs_store_contract import ArtifactContract, StoreContract
 
 from visionserve.jobs.config import JobsConfig
@@ -29,6 +30,12 @@ class TestPostgresStore(StoreContract):
 
 class TestPostgresArtifacts(ArtifactContract):
     pass
+
+
+class TestPostgresMigration(MigrationContract):
+    @pytest.fixture
+    def database_url(self, postgres_url: str) -> str:
+        return postgres_url
 
 
 def test_processes_starting_together_migrate_once(postgres_url: str) -> None:

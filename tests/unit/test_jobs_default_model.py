@@ -25,7 +25,8 @@ def test_the_default_model_finds_what_is_in_the_photos(tmp_path: Path, photos: d
         wait_for(lambda: service.get(job.id).state.terminal, 60)
         assert service.get(job.id).state is JobState.SUCCEEDED
         for index, (name, label) in enumerate(PHOTOS.items()):
-            item, found = service.item(job.id, index)
+            item, records = service.item(job.id, index)
+            found = records.detections
             height, width = photos[name].shape[:2]
             assert (item.width, item.height) == (width, height)
             assert label in [d.label for d in found]

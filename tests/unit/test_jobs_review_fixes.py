@@ -331,4 +331,4 @@ def test_a_wide_jpeg_is_decoded_at_the_size_a_letterbox_needs(storage: Storage, 
     assert recorder.shapes == [(250, 1000, 3)]  # 1/4 scale still covers the 640x160 letterbox
     item, found = service.item(job.id, 0)
     assert item.state is ItemState.DONE and (item.width, item.height) == (4000, 1000)
-    assert found[0].box == (0.0, 0.0, 400.0, 200.0)  # mapped back to source pixels
+    assert found.detections[0].box == (0.0, 0.0, 400.0, 200.0)  # mapped back to source pixels

@@ -189,7 +189,7 @@ def test_the_item_of_a_lost_worker_is_done_again_and_committed_once(setup: Setup
     assert processed(setup.log) == dict.fromkeys(range(3), 1)
     assert [item.attempts for item in service.items(job.id)] == [2, 1, 1]
     assert not storage.store.commit(lost, output(5), "late", now)
-    assert len(service.item(job.id, 0)[1]) == 2
+    assert len(service.item(job.id, 0)[1].detections) == 2
     storage.db.close()
 
 
@@ -227,7 +227,7 @@ def test_submissions_are_validated_before_anything_is_stored(setup: Setup) -> No
     job = service.submit(NewJob(PLUGIN_MODEL, numbered(1)), classes=["gadget"])
     assert job.options.classes == (1,)
     ended(service, job.id)
-    assert [d.label for d in service.item(job.id, 0)[1]] == ["gadget"]
+    assert [d.label for d in service.item(job.id, 0)[1].detections] == ["gadget"]
 
 
 def test_image_urls_on_the_allow_list_are_fetched(setup: Setup) -> None:

@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
+from tests.jobs_migration_contract import MigrationContract
 from tests.jobs_store_contract import ArtifactContract, StoreContract
 
 from visionserve.errors import ConfigError
@@ -32,6 +33,12 @@ class TestSqliteStore(StoreContract):
 
 class TestArtifacts(ArtifactContract):
     pass
+
+
+class TestSqliteMigration(MigrationContract):
+    @pytest.fixture
+    def database_url(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path}/old.db"
 
 
 def test_upgrade_creates_the_schema_of_the_tables_module(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -155,5 +157,47 @@ def test_max_fps_spaces_processed_frames() -> None:
         elapsed = loop.time() - started
         assert stream.counters.processed <= elapsed * 20 + 1
         assert stream.skipped > 0
+
+    asyncio.run(run())
+
+
+class BlockingCapture:
+    """A capture whose reads block until ``release_reads`` is set (a camera slow to answer)."""
+
+    def __init__(self) -> None:
+        self.release_reads = threading.Event()
+        self.released = False
+
+    def read(self) -> tuple[bool, BGRImage | None]:
+        self.release_reads.wait(5)
+        return True, moving_frames(1)[0]
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_closing_waits_for_the_reader_on_the_loop_without_holding_a_worker_thread() -> None:
+    capture = BlockingCapture()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        source = Source(SourceKind.FILE, "v.mp4", "/v.mp4", POLICY)
+        stream = StreamSession(
+            "s1", StreamSpec(source="v.mp4"), source, Model(), LABELS, Stages(), CONFIG,
+            opener=lambda target, open_timeout, read_timeout: capture,
+        )  # fmt: skip
+        stream.start()
+        await asyncio.sleep(0.05)
+        closing = asyncio.create_task(stream.close())
+        # the only worker thread stays free for other streams' frames while this one closes
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "encoded"), 0.5) == "encoded"
+        assert not closing.done() and stream.reader.alive
+        capture.release_reads.set()
+        await asyncio.wait_for(closing, 2)
+        assert not stream.reader.alive and capture.released
 
     asyncio.run(run())

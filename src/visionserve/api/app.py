@@ -41,7 +41,7 @@ from visionserve.outbound import OutboundPolicy, Resolver, parse_networks, syste
 from visionserve.serving.service import DetectionService, ServiceConfig
 from visionserve.serving.threads import set_opencv_threads
 from visionserve.settings import Settings
-from visionserve.streams.manager import no_stages
+from visionserve.streams.analysis import build_stages
 from visionserve.streams.stages import StageFactory
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def create_app(
     service: DetectionService | None = None,
     jobs_service: JobService | None = None,
     resolver: Resolver = system_resolver,
-    stream_stages: StageFactory = no_stages,
+    stream_stages: StageFactory = build_stages,
 ) -> FastAPI:
     """The HTTP app serving ``repository`` under ``settings``.
 

@@ -24,6 +24,23 @@ models_dir_option = click.option(
 )
 
 
+def image_inputs(command: F) -> F:
+    """The arguments and options that ``detect`` and ``predict`` share: image paths, the model and its
+    repository, and the thresholds (applied in the order click lists them in ``--help``)."""
+    shared = [
+        click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)),
+        click.option("--model", "model_name", help="Model name in the repository, or path to a model.yaml or file."),
+        models_dir_option,
+        click.option("--conf", type=click.FloatRange(0, 1), help="Minimum confidence (default: the model's)."),
+        click.option("--iou", type=click.FloatRange(0, 1), help="NMS IoU threshold (default: the model's)."),
+        click.option("--classes", help="Only these classes: comma-separated names or ids, e.g. person,car."),
+        click.option("--max-det", type=click.IntRange(min=1), help="At most this many detections per image."),
+    ]
+    for decorator in reversed(shared):
+        command = decorator(command)
+    return command
+
+
 def open_repository(models_dir: Path | None) -> ModelRepository:
     return ModelRepository.scan(models_dir)
 

@@ -13,7 +13,7 @@ import click
 import cv2
 from tqdm import tqdm
 
-from visionserve.cli.common import models_dir_option, open_repository, reports_errors
+from visionserve.cli.common import image_inputs, open_repository, reports_errors
 from visionserve.cli.remote import RemoteOptions, run_remote
 from visionserve.client import Client
 from visionserve.core.images import load_image
@@ -102,13 +102,7 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--model", "model_name", help="Model name in the repository, or path to a model.yaml or model file.")
-@models_dir_option
-@click.option("--conf", type=click.FloatRange(0, 1), help="Minimum confidence (default: the model's).")
-@click.option("--iou", type=click.FloatRange(0, 1), help="NMS IoU threshold (default: the model's).")
-@click.option("--classes", help="Only these classes: comma-separated names or ids, e.g. person,car.")
-@click.option("--max-det", type=click.IntRange(min=1), help="At most this many detections per image.")
+@image_inputs
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout (nothing else).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write annotated images here.")
 @click.option("--crops", "with_crops", is_flag=True, help="With --out: also write one crop per detection.")

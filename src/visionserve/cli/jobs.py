@@ -117,7 +117,13 @@ def jobs(ctx: click.Context, server: str, api_key: str | None) -> None:
 @click.option("--iou", type=click.FloatRange(0, 1), help="NMS IoU threshold.")
 @click.option("--classes", help="Only these classes: comma-separated names or ids.")
 @click.option("--max-det", type=click.IntRange(min=1), help="At most this many detections per image.")
-@click.option("--crops", is_flag=True, help="Keep a crop of every detection.")
+@click.option("--top-k", type=click.IntRange(min=1), help="Classify models: this many classes per image.")
+@click.option(
+    "--mask-format",
+    type=click.Choice(["rle", "polygon", "none"]),
+    help="Segment models: masks in the results as COCO RLE (default), polygons, or not at all.",
+)
+@click.option("--crops", is_flag=True, help="Keep a crop of every detection (box models).")
 @click.option("--annotate", is_flag=True, help="Keep an annotated copy of every image.")
 @click.option("--webhook-url", help="POSTed the signed job summary when the job ends.")
 @click.option("--wait/--no-wait", default=False, help="Follow the job with a progress bar until it ends.")

@@ -22,6 +22,7 @@ import numpy as np
 from visionserve.core.detections import Detections
 from visionserve.errors import (
     AuthenticationError,
+    BadSourceError,
     ConnectionFailedError,
     ImageDecodeError,
     ImageTooLargeError,
@@ -31,11 +32,15 @@ from visionserve.errors import (
     JobStateError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NoFrameYetError,
     OverloadedError,
     RequestTimeoutError,
     ServerError,
     ShuttingDownError,
+    SourceNotFoundError,
+    SourceRefusedError,
     StorageError,
+    StreamNotFoundError,
     UnsupportedMediaTypeError,
     VisionServeError,
     WrongTaskError,
@@ -198,6 +203,11 @@ CODE_ERRORS: dict[str, type[VisionServeError]] = {
     "model_not_ready": ModelNotReadyError,
     "shutting_down": ShuttingDownError,
     "storage_unavailable": StorageError,
+    "bad_source": BadSourceError,
+    "no_frame_yet": NoFrameYetError,
+    "source_not_found": SourceNotFoundError,
+    "source_refused": SourceRefusedError,
+    "stream_not_found": StreamNotFoundError,
 }
 #: When an answer has no known code (a proxy's, or another protocol's), its status decides.
 _STATUS_ERRORS: dict[int, type[VisionServeError]] = {

@@ -7,7 +7,8 @@
 * :class:`ModelCache`, in a Celery worker process: its own models, loaded once per process.
 
 Both feed the model the pixels that every route feeds it (a large JPEG decoded at reduced size) and
-give boxes in source pixels; with ``keep_pixels`` they also give the full-size image for crops.
+give the prediction of any task (boxes with their masks and keypoints, or classes) in source pixels;
+with ``keep_pixels`` they also give the full-size image for crops and drawings.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from visionserve.batching import Priority
-from visionserve.core.detections import Detections
 from visionserve.core.images import DEFAULT_MAX_PIXELS
-from visionserve.core.prediction import boxes_of
+from visionserve.core.prediction import Prediction
 from visionserve.jobs.devices import spec_on_device
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
@@ -37,13 +37,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Detected:
-    """The detections of one item: ``detections`` in pixels of the ``width x height`` source image,
-    ``source`` that image at full size when asked for (else None), the model's ``labels``, and the
-    milliseconds spent decoding and inferring."""
+    """The prediction of one item (:class:`Detections` of a box model, or :class:`Classifications`) in
+    pixels of the ``width x height`` source image, ``source`` that image at full size when asked for
+    (else None), the model's ``labels``, and the milliseconds spent decoding and inferring."""
 
     width: int
     height: int
-    detections: Detections
+    prediction: Prediction
     labels: Labels
     source: BGRImage | None
     decode_ms: float
@@ -60,7 +60,7 @@ class ItemDetector(Protocol):
         ...
 
     def detect(self, model: str, data: bytes, options: PredictOptions, keep_pixels: bool) -> Detected:
-        """Decode ``data`` and detect. Raises :class:`~visionserve.errors.InputError`,
+        """Decode ``data`` and predict (any task). Raises :class:`~visionserve.errors.InputError`,
         :class:`~visionserve.errors.InferenceError`, and, in a server,
         :class:`~visionserve.errors.ShuttingDownError` or :class:`~visionserve.errors.OverloadedError`
         (try again later)."""
@@ -108,8 +108,7 @@ class ModelCache:
         else:
             decoded, source = decode_for_model(data, self._max_pixels, target), None
         decoded_at = time.perf_counter()
-        (prediction,) = predictor.infer([decoded.image], options).predictions
-        found = boxes_of(prediction, model)
+        (found,) = predictor.infer([decoded.image], options).predictions
         inferred = time.perf_counter()
         sx, sy = decoded.scale
         if (sx, sy) != (1.0, 1.0):
@@ -146,7 +145,7 @@ class ServedModels:
         timings = result.timings
         labels = self._service.labels(model)
         return Detected(
-            result.width, result.height, result.detections, labels, source, timings.decode_ms, timings.inference_ms
+            result.width, result.height, result.prediction, labels, source, timings.decode_ms, timings.inference_ms
         )
 
     def close(self) -> None:

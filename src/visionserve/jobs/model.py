@@ -18,7 +18,9 @@ from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from visionserve.errors import InvalidParameterError, JobNotFoundError, JobStateError
+from visionserve.models.spec import Task
 from visionserve.pipeline import PredictOptions
+from visionserve.render.mask_encoding import MaskFormat
 
 
 class JobState(StrEnum):
@@ -125,7 +127,8 @@ def annotated_key(job_id: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class JobOptions:
-    """Detection options of a job (None keeps the model's default) and which artifacts to keep.
+    """Prediction options of a job (None keeps the model's default), which artifacts to keep, and how
+    results show masks (``mask_format``: stored masks are always RLE; this only changes the view).
 
     Raises :class:`InvalidParameterError` for out-of-range thresholds.
     """
@@ -136,13 +139,15 @@ class JobOptions:
     max_det: int | None = None
     crops: bool = False
     annotate: bool = False
+    top_k: int | None = None
+    mask_format: MaskFormat = MaskFormat.RLE
 
     def __post_init__(self) -> None:
         self.predict_options()
 
     def predict_options(self) -> PredictOptions:
         classes = None if self.classes is None else frozenset(self.classes)
-        return PredictOptions(conf=self.conf, iou=self.iou, classes=classes, max_det=self.max_det)
+        return PredictOptions(conf=self.conf, iou=self.iou, classes=classes, max_det=self.max_det, top_k=self.top_k)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,12 +155,16 @@ class JobOptions:
             "iou": self.iou,
             "classes": None if self.classes is None else list(self.classes),
             "max_det": self.max_det,
+            "top_k": self.top_k,
+            "mask_format": self.mask_format.value,
             "crops": self.crops,
             "annotate": self.annotate,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobOptions:
+        """The options of :meth:`to_dict`; keys missing from jobs stored by older versions keep
+        their defaults."""
         classes = data.get("classes")
         return cls(
             conf=data.get("conf"),
@@ -164,6 +173,8 @@ class JobOptions:
             max_det=data.get("max_det"),
             crops=bool(data.get("crops", False)),
             annotate=bool(data.get("annotate", False)),
+            top_k=data.get("top_k"),
+            mask_format=MaskFormat(data.get("mask_format", MaskFormat.RLE.value)),
         )
 
 
@@ -222,7 +233,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class Job:
-    """The status row of a job with its progress; results live apart, in items and detections."""
+    """The status row of a job with its progress; results live apart, in items, detections and
+    classifications. ``task`` is its model's task when it was submitted (``detect`` for jobs stored
+    before tasks were: they hold boxes only)."""
 
     id: str
     state: JobState
@@ -230,6 +243,7 @@ class Job:
     options: JobOptions
     progress: Progress
     created_at: datetime
+    task: Task = Task.DETECT
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
@@ -249,18 +263,63 @@ class ItemTimings:
 
 
 @dataclass(frozen=True)
+class MaskRle:
+    """A mask as COCO compressed RLE over the whole ``height x width`` source image (exact, and
+    compact: a few bytes per boundary row)."""
+
+    height: int
+    width: int
+    counts: str
+
+    def to_coco(self) -> dict[str, Any]:
+        """``{"size": [height, width], "counts": str}``, as ``pycocotools.mask.decode`` reads it."""
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+    @classmethod
+    def from_coco(cls, encoded: Mapping[str, Any]) -> MaskRle:
+        height, width = encoded["size"]
+        return cls(int(height), int(width), str(encoded["counts"]))
+
+
+#: One keypoint as stored: ``(x, y, score)`` in source pixels; its name is the model's.
+StoredKeypoint = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
 class DetectionRecord:
-    """One detection as stored: box ``(x1, y1, x2, y2)`` in source pixels."""
+    """One detection as stored: box ``(x1, y1, x2, y2)`` in source pixels, the instance ``mask`` of
+    segment models and the ``keypoints`` (in the model's keypoint order) of pose models."""
 
     class_id: int
     label: str
     score: float
     box: tuple[float, float, float, float]
+    mask: MaskRle | None = None
+    keypoints: tuple[StoredKeypoint, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ClassRecord:
+    """One of the top classes of an image, as stored (rank = position, highest score first)."""
+
+    class_id: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ItemRecords:
+    """The stored results of one item: ``detections`` (box tasks) or ``classes`` (classify), highest
+    score first."""
+
+    detections: tuple[DetectionRecord, ...] = ()
+    classes: tuple[ClassRecord, ...] = ()
 
 
 @dataclass(frozen=True)
 class ItemOutput:
-    """What processing an item produced; committed in one transaction with the item's state."""
+    """What processing an item produced; committed in one transaction with the item's state.
+    ``detections`` for box tasks, ``classes`` for classifiers."""
 
     width: int
     height: int
@@ -268,6 +327,7 @@ class ItemOutput:
     timings: ItemTimings
     crop_count: int = 0
     annotated: bool = False
+    classes: tuple[ClassRecord, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 import cv2
 
-from visionserve.core.detections import Detections
+from visionserve.core.classifications import Classifications
 from visionserve.errors import (
     ConfigError,
     InferenceError,
@@ -33,12 +33,11 @@ from visionserve.errors import (
     ShuttingDownError,
     StorageError,
 )
-from visionserve.jobs.detectors import ItemDetector
+from visionserve.jobs.detectors import Detected, ItemDetector
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.model import (
     Claim,
     ClaimRefusal,
-    DetectionRecord,
     ItemOutput,
     ItemTimings,
     Job,
@@ -46,9 +45,9 @@ from visionserve.jobs.model import (
     crop_key,
     input_key,
 )
+from visionserve.jobs.records import item_records
 from visionserve.jobs.store import ArtifactStore, JobStore
-from visionserve.models.labels import Labels
-from visionserve.render.annotators import crops, default_annotators, render
+from visionserve.render.annotators import annotators_for, crops, render
 from visionserve.types import BGRImage
 
 log = logging.getLogger(__name__)
@@ -165,32 +164,30 @@ class ItemProcessor:
         options = claim.options
         keep_pixels = options.crops or options.annotate
         detected = self._models.detect(claim.model, data, options.predict_options(), keep_pixels)
-        found = detected.detections.sorted_by_confidence()
-        crop_count = 0
-        if detected.source is not None:
-            crop_count = self._write_artifacts(claim, detected.source, found, detected.labels)
-        labels = detected.labels
-        records = tuple(
-            DetectionRecord(int(c), labels.name(int(c)), float(s), (float(x1), float(y1), float(x2), float(y2)))
-            for (x1, y1, x2, y2), s, c in zip(found.xyxy, found.confidence, found.class_id, strict=True)
-        )
+        records = item_records(detected.prediction, detected.labels, (detected.width, detected.height))
+        crop_count = self._write_artifacts(claim, detected)
         timings = ItemTimings(
             fetch_ms=(fetched - start) * 1000.0,
             decode_ms=detected.decode_ms,
             inference_ms=detected.inference_ms,
             total_ms=(time.perf_counter() - start) * 1000.0,
         )
-        return ItemOutput(detected.width, detected.height, records, timings, crop_count, options.annotate)
+        size = (detected.width, detected.height)
+        return ItemOutput(*size, records.detections, timings, crop_count, options.annotate, records.classes)
 
-    def _write_artifacts(self, claim: Claim, image: BGRImage, found: Detections, labels: Labels) -> int:
-        """Crops (highest score first) and the annotated copy, as the job asked; the number of crops."""
+    def _write_artifacts(self, claim: Claim, detected: Detected) -> int:
+        """Crops (box tasks only, highest score first: the order of the records) and the annotated
+        copy (masks, keypoints or the class banner drawn too), as the job asked; the number of crops."""
+        image, prediction = detected.source, detected.prediction
+        if image is None:
+            return 0
         count = 0
-        if claim.options.crops:
-            for k, crop in enumerate(crops(image, found)):
+        if claim.options.crops and not isinstance(prediction, Classifications):
+            for k, crop in enumerate(crops(image, prediction.sorted_by_confidence())):
                 self._artifacts.put(crop_key(claim.job_id, claim.index, k), encode_jpeg(crop))
                 count += 1
         if claim.options.annotate:
-            annotated = render(image, found, default_annotators(labels))
+            annotated = render(image, prediction, annotators_for(detected.labels))
             self._artifacts.put(annotated_key(claim.job_id, claim.index), encode_jpeg(annotated))
         return count
 

@@ -1,22 +1,35 @@
-"""The JSON views of jobs: status summary, item, full results, and COCO-format results.
+"""The JSON views of jobs: status summary, item, full results (COCO-format results: :mod:`.coco`).
 
 Pure functions of :mod:`visionserve.jobs.model` values, shared by the HTTP API, the webhooks and the
-CLI. Boxes are in source-image pixels; COCO boxes are ``[x, y, width, height]``.
+CLI. Boxes are in source-image pixels. Detections have the shape of the native API's
+(:func:`visionserve.render.json.box_row_json`): ``rle`` (or ``polygons``, as the job's
+``mask_format`` asks) for segment models, named ``keypoints`` for pose models; items of classify jobs
+list ``classes`` (``[{"label", "class_id", "score"}]``, top-k, highest score first) instead of
+``detections``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from visionserve.jobs.model import DetectionRecord, Item, Job
+from visionserve.jobs.model import ClassRecord, DetectionRecord, Item, ItemRecords, Job
+from visionserve.jobs.records import box_row
+from visionserve.models.labels import Labels
+from visionserve.models.spec import Task
+from visionserve.render.json import SCORE_DECIMALS, box_row_json
+from visionserve.render.mask_encoding import MaskFormat
 
 #: Where the HTTP API serves jobs; artifact links in the JSON start here.
 API_PREFIX = "/v1/jobs"
+#: The labels of a model that is gone: no class or keypoint names.
+NO_LABELS = Labels({})
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_time(moment: datetime | None) -> str | None:
+    """``moment`` as ISO 8601 with ``Z`` for UTC (None stays None)."""
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
@@ -30,6 +43,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "id": job.id,
         "state": job.state.value,
         "model": job.model,
+        "task": job.task.value,
         "options": job.options.to_dict(),
         "progress": {
             "total": progress.total,
@@ -40,9 +54,9 @@ def job_summary(job: Job) -> dict[str, Any]:
             "running": progress.running,
             "pending": progress.pending,
         },
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": iso_time(job.created_at),
+        "started_at": iso_time(job.started_at),
+        "finished_at": iso_time(job.finished_at),
         "timings": {
             "elapsed_s": elapsed,
             "images_per_s": round(progress.finished / elapsed, 3) if elapsed else None,
@@ -56,19 +70,38 @@ def job_summary(job: Job) -> dict[str, Any]:
     return summary
 
 
-def detection_json(record: DetectionRecord) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ResultsView:
+    """How stored results are shown: the job's ``task`` (classify lists classes), its ``mask_format``,
+    and the model's ``labels`` (keypoint names, skeleton and category names; empty when the model
+    is gone: keypoints are then ``keypoint_<k>``)."""
+
+    task: Task = Task.DETECT
+    mask_format: MaskFormat = MaskFormat.RLE
+    labels: Labels = NO_LABELS
+
+    @classmethod
+    def of(cls, job: Job, labels: Labels) -> ResultsView:
+        return cls(job.task, job.options.mask_format, labels)
+
+
+#: A box job's view: masks as RLE, keypoints without names.
+DEFAULT_VIEW = ResultsView()
+
+
+def detection_json(record: DetectionRecord, view: ResultsView = DEFAULT_VIEW) -> dict[str, Any]:
     """The same shape as :func:`visionserve.render.json.detections_to_json` entries."""
-    x1, y1, x2, y2 = record.box
-    return {
-        "label": record.label,
-        "class_id": record.class_id,
-        "score": round(record.score, 4),
-        "box": {"x1": round(x1, 2), "y1": round(y1, 2), "x2": round(x2, 2), "y2": round(y2, 2)},
-    }
+    return box_row_json(box_row(record, view.labels, view.mask_format))
 
 
-def item_json(item: Item, found: Sequence[DetectionRecord] | None = None) -> dict[str, Any]:
-    """One item; its detections and artifact links when ``found`` is given."""
+def class_json(record: ClassRecord) -> dict[str, Any]:
+    """The same shape as :func:`visionserve.render.json.classes_to_json` entries."""
+    return {"label": record.label, "class_id": record.class_id, "score": round(record.score, SCORE_DECIMALS)}
+
+
+def item_json(item: Item, found: ItemRecords | None = None, view: ResultsView = DEFAULT_VIEW) -> dict[str, Any]:
+    """One item; its results (``classes`` for a classify job, else ``detections``) and artifact links
+    when ``found`` is given."""
     base = f"{API_PREFIX}/{item.job_id}/items/{item.index}"
     result: dict[str, Any] = {
         "index": item.index,
@@ -90,7 +123,10 @@ def item_json(item: Item, found: Sequence[DetectionRecord] | None = None) -> dic
             "total_ms": round(t.total_ms, 3),
         }
     if found is not None:
-        result["detections"] = [detection_json(record) for record in found]
+        if view.task is Task.CLASSIFY:
+            result["classes"] = [class_json(record) for record in found.classes]
+        else:
+            result["detections"] = [detection_json(record, view) for record in found.detections]
         result["crops"] = [f"{base}/crops/{k}" for k in range(item.crop_count)]
         result["annotated"] = f"{base}/annotated" if item.annotated else None
     return result
@@ -101,45 +137,9 @@ def errors_json(items: Sequence[Item]) -> list[dict[str, Any]]:
     return [{"index": i.index, "source": i.source, "error": i.error} for i in items if i.error is not None]
 
 
-def results_json(job: Job, items: Sequence[Item], found: Mapping[int, Sequence[DetectionRecord]]) -> dict[str, Any]:
-    """The whole job as one document: summary and every item with its detections."""
-    return {"job": job_summary(job), "items": [item_json(item, found.get(item.index, [])) for item in items]}
-
-
-def coco_json(
-    job: Job,
-    items: Sequence[Item],
-    found: Mapping[int, Sequence[DetectionRecord]],
-    categories: Mapping[int, str],
+def results_json(
+    job: Job, items: Sequence[Item], found: Mapping[int, ItemRecords], view: ResultsView = DEFAULT_VIEW
 ) -> dict[str, Any]:
-    """COCO "results with images" document: image ids are item index + 1, category ids the model's class
-    ids, ``bbox`` is ``[x, y, w, h]`` in source pixels. Items without a size (failed) are left out."""
-    names = dict(categories)
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
-    for item in items:
-        if item.width is None or item.height is None:
-            continue
-        image_id = item.index + 1
-        images.append({"id": image_id, "file_name": item.source, "width": item.width, "height": item.height})
-        for record in found.get(item.index, []):
-            x1, y1, x2, y2 = record.box
-            w, h = x2 - x1, y2 - y1
-            names.setdefault(record.class_id, record.label)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": record.class_id,
-                    "bbox": [round(x1, 2), round(y1, 2), round(w, 2), round(h, 2)],
-                    "area": round(w * h, 2),
-                    "score": round(record.score, 4),
-                    "iscrowd": 0,
-                }
-            )
-    return {
-        "info": {"description": f"visionserve job {job.id}", "model": job.model, "date_created": _iso(job.created_at)},
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": class_id, "name": name} for class_id, name in sorted(names.items())],
-    }
+    """The whole job as one document: summary and every item with its results."""
+    empty = ItemRecords()
+    return {"job": job_summary(job), "items": [item_json(item, found.get(item.index, empty), view) for item in items]}

@@ -24,10 +24,11 @@ from visionserve.errors import (
     StorageError,
     VisionServeError,
 )
+from visionserve.jobs.coco import coco_json
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.model import (
-    DetectionRecord,
     Item,
+    ItemRecords,
     ItemState,
     Job,
     JobInput,
@@ -42,7 +43,7 @@ from visionserve.jobs.model import (
     new_job_id,
 )
 from visionserve.jobs.processing import utc_now
-from visionserve.jobs.results import coco_json, results_json
+from visionserve.jobs.results import NO_LABELS, ResultsView, item_json, results_json
 from visionserve.jobs.runner import JobRunner
 from visionserve.jobs.store import ArtifactStore, JobStore
 from visionserve.models.loading import spec_labels
@@ -180,7 +181,8 @@ class JobService:
         job_id = new_job_id()
         try:
             self._store_inputs(job_id, new.inputs)
-            job = self.store.create(job_id, spec.name, options, new.inputs, new.webhook_url, self._clock())
+            now = self._clock()
+            job = self.store.create(job_id, spec.name, options, new.inputs, new.webhook_url, now, spec.task)
         except BaseException:  # no job row refers to the inputs: remove them (an upload cut short too)
             self._discard_inputs(job_id)
             raise
@@ -247,29 +249,52 @@ class JobService:
         (all when ``limit`` is None)."""
         return self.store.items(check_job_id(job_id), offset, limit, state=ItemState.FAILED)
 
-    def item(self, job_id: str, index: int) -> tuple[Item, list[DetectionRecord]]:
+    def item(self, job_id: str, index: int) -> tuple[Item, ItemRecords]:
+        """Item ``index`` and its results; :class:`JobNotFoundError` if there is none."""
         item = self.store.item(check_job_id(job_id), index)
-        return item, self.store.detections(job_id, [index]).get(index, [])
+        return item, self._records(job_id, [index]).get(index, ItemRecords())
 
-    def detections(self, job_id: str, indices: Sequence[int] | None = None) -> dict[int, list[DetectionRecord]]:
-        return self.store.detections(check_job_id(job_id), indices)
+    def item_json(self, job_id: str, index: int) -> dict[str, Any]:
+        """Item ``index`` with its results and artifact links (see :func:`visionserve.jobs.results.item_json`)."""
+        item, found = self.item(job_id, index)
+        return item_json(item, found, self._view(self.get(job_id)))
+
+    def results_page(self, job: Job, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Items ``offset`` to ``offset + limit`` of ``job`` with their results."""
+        items = self.store.items(job.id, offset, limit)
+        found = self._records(job.id, [item.index for item in items])
+        view = self._view(job)
+        return [item_json(item, found.get(item.index, ItemRecords()), view) for item in items]
 
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
-        """The items from ``offset`` (``limit`` of them; all when None) with their detections (see
+        """The items from ``offset`` (``limit`` of them; all when None) with their results (see
         :func:`visionserve.jobs.results.results_json`)."""
         job = self.get(job_id)
         items = self.store.items(job.id, offset, limit)
-        found = self.store.detections(job.id, [item.index for item in items]) if items else {}
-        return results_json(job, items, found)
+        found = self._records(job.id, [item.index for item in items]) if items else {}
+        return results_json(job, items, found, self._view(job))
 
     def coco(self, job_id: str) -> dict[str, Any]:
-        """The results as a COCO document; categories are the model's labels when it is still known."""
+        """The results as a COCO document (see :mod:`visionserve.jobs.coco`); categories, keypoint
+        names and skeleton are the model's when it is still known."""
         job = self.get(job_id)
+        return coco_json(job, self.store.items(job.id), self._records(job.id), self._view(job))
+
+    def _records(self, job_id: str, indices: Sequence[int] | None = None) -> dict[int, ItemRecords]:
+        detections = self.store.detections(job_id, indices)
+        classes = self.store.classes(job_id, indices)
+        return {
+            index: ItemRecords(tuple(detections.get(index, ())), tuple(classes.get(index, ())))
+            for index in detections.keys() | classes.keys()
+        }
+
+    def _view(self, job: Job) -> ResultsView:
+        """How ``job``'s results are shown, with its model's labels (none when the model is gone)."""
         try:
-            categories = spec_labels(self.repository.get(job.model)).as_dict()
+            labels = spec_labels(self.repository.get(job.model))
         except VisionServeError:
-            categories = {}
-        return coco_json(job, self.store.items(job.id), self.store.detections(job.id), categories)
+            labels = NO_LABELS
+        return ResultsView.of(job, labels)
 
     def crop(self, job_id: str, index: int, k: int) -> bytes:
         """JPEG crop ``k`` (highest score first) of item ``index``; :class:`JobNotFoundError` if none."""

@@ -17,6 +17,7 @@ from typing import Protocol
 from visionserve.jobs.model import (
     Claim,
     ClaimRefusal,
+    ClassRecord,
     DetectionRecord,
     Item,
     ItemOutput,
@@ -28,6 +29,7 @@ from visionserve.jobs.model import (
     JobQuery,
     WebhookState,
 )
+from visionserve.models.spec import Task
 
 
 class JobStore(Protocol):
@@ -39,8 +41,10 @@ class JobStore(Protocol):
         inputs: Sequence[JobInput],
         webhook_url: str | None,
         now: datetime,
+        task: Task = Task.DETECT,
     ) -> Job:
-        """Insert a queued job and one pending item per input (index = position) in one transaction."""
+        """Insert a queued job of a ``task`` model and one pending item per input (index = position),
+        in one transaction."""
         ...
 
     def get(self, job_id: str) -> Job:
@@ -61,6 +65,11 @@ class JobStore(Protocol):
 
     def detections(self, job_id: str, indices: Sequence[int] | None = None) -> dict[int, list[DetectionRecord]]:
         """Detections by item index (highest score first), for ``indices`` or every item."""
+        ...
+
+    def classes(self, job_id: str, indices: Sequence[int] | None = None) -> dict[int, list[ClassRecord]]:
+        """The top classes of classify items by item index (highest score first), for ``indices`` or
+        every item."""
         ...
 
     def claim(self, job_id: str, index: int, worker: str, max_attempts: int, now: datetime) -> Claim | ClaimRefusal:
@@ -127,7 +136,7 @@ class JobStore(Protocol):
         ...
 
     def delete(self, job_id: str) -> None:
-        """Remove the job, its items and detections (idempotent)."""
+        """Remove the job, its items, detections and classifications (idempotent)."""
         ...
 
     def close(self) -> None: ...

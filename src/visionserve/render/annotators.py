@@ -44,7 +44,8 @@ class RenderMode(StrEnum):
     MASK_ONLY = "mask_only"  # the masks alone, on black
 
 
-def _thickness(frame: BGRImage) -> int:
+def line_thickness(frame: BGRImage) -> int:
+    """The line width in pixels that reads at ``frame``'s size (1 px per 400 px of its longer side)."""
     return max(1, round(int(max(frame.shape[:2])) / 400))
 
 
@@ -55,24 +56,29 @@ class BoxAnnotator:
     def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
         if not isinstance(prediction, Detections):
             return
-        thickness = _thickness(frame)
+        thickness = line_thickness(frame)
         for (x1, y1, x2, y2), class_id in zip(prediction.xyxy.round().astype(int), prediction.class_id, strict=True):
             cv2.rectangle(frame, (x1, y1), (x2, y2), color_for(int(class_id)), thickness, cv2.LINE_AA)
 
 
 @dataclass(frozen=True)
 class LabelAnnotator:
-    """``label score`` on a filled tag at each box's top-left corner (inside the image)."""
+    """``label score`` on a filled tag at each box's top-left corner (inside the image), as
+    ``#id label score`` for a row of a confirmed track (``tracker_id >= 0``)."""
 
     labels: Labels
 
     def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
         if not isinstance(prediction, Detections):
             return
-        scale = _text_scale(frame)
-        for box, score, class_id in zip(prediction.xyxy, prediction.confidence, prediction.class_id, strict=True):
+        scale = text_scale(frame)
+        ids = prediction.tracker_id if prediction.tracker_id is not None else np.full(len(prediction), -1)
+        rows = zip(prediction.xyxy, prediction.confidence, prediction.class_id, ids, strict=True)
+        for box, score, class_id, track_id in rows:
             text = f"{self.labels.name(int(class_id))} {score:.2f}"
-            _tag(frame, text, (int(box[0]), int(box[1])), color_for(int(class_id)), scale)
+            if track_id >= 0:
+                text = f"#{track_id} {text}"
+            draw_tag(frame, text, (int(box[0]), int(box[1])), color_for(int(class_id)), scale)
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ class KeypointAnnotator:
     def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
         if not isinstance(prediction, Detections) or prediction.keypoints is None:
             return
-        thickness = _thickness(frame) + 1
+        thickness = line_thickness(frame) + 1
         radius = max(3, thickness * 2)
         for points in prediction.keypoints:
             visible = points[:, 2] >= self.min_score
@@ -130,11 +136,11 @@ class ClassBannerAnnotator:
     def annotate(self, frame: BGRImage, prediction: Prediction) -> None:
         if not isinstance(prediction, Classifications):
             return
-        scale = _text_scale(frame) * 1.2
+        scale = text_scale(frame) * 1.2
         y = 0
         for class_id, score in list(zip(prediction.class_id, prediction.confidence, strict=True))[: self.lines]:
             text = f"{self.labels.name(int(class_id))} {score:.2f}"
-            y = _tag(frame, text, (0, y), color_for(int(class_id)), scale, below=True)
+            y = draw_tag(frame, text, (0, y), color_for(int(class_id)), scale, below=True)
 
 
 @dataclass(frozen=True)
@@ -145,16 +151,17 @@ class BlackoutAnnotator:
         frame[...] = 0
 
 
-def _text_scale(frame: BGRImage) -> float:
+def text_scale(frame: BGRImage) -> float:
+    """The OpenCV font scale that reads at ``frame``'s size."""
     return max(0.4, float(max(frame.shape[:2])) / 1500)
 
 
-def _tag(
+def draw_tag(
     frame: BGRImage, text: str, corner: tuple[int, int], color: tuple[int, int, int], scale: float, below: bool = False
 ) -> int:
     """``text`` on a filled tag of ``color`` whose bottom-left (top-left with ``below``, or when there
     is no room above) is ``corner``; returns the y just under the tag."""
-    thickness = _thickness(frame)
+    thickness = line_thickness(frame)
     (w, h), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
     x, y = corner
     top = y if below or y - h - baseline - 2 < 0 else y - h - baseline - 2

@@ -107,14 +107,15 @@ class Database:
         with self.begin() as connection:
             connection.execute(text("SELECT 1"))
 
-    def upgrade(self) -> None:
-        """Bring the schema to the newest revision (idempotent; old databases are migrated)."""
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision``, the newest by default (idempotent; old databases are
+        migrated)."""
         with self.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             config = _alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
         log.info("jobs database %s is at revision %s", self.display_url(), self.revision())
 
     def revision(self) -> str | None:

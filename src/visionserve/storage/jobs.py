@@ -21,6 +21,7 @@ from visionserve.jobs.model import (
     JOB_TRANSITIONS,
     Claim,
     ClaimRefusal,
+    ClassRecord,
     DetectionRecord,
     Item,
     ItemOutput,
@@ -36,9 +37,16 @@ from visionserve.jobs.model import (
     check_transition,
     sources_of,
 )
+from visionserve.models.spec import Task
 from visionserve.storage.db import Database
-from visionserve.storage.rows import item_from_row, job_from_row
-from visionserve.storage.tables import detections, job_items, jobs
+from visionserve.storage.rows import (
+    class_values,
+    detection_from_row,
+    detection_values,
+    item_from_row,
+    job_from_row,
+)
+from visionserve.storage.tables import classifications, detections, job_items, jobs
 
 _UNFINISHED_ITEMS = (ItemState.PENDING.value, ItemState.RUNNING.value)
 _ACTIVE_JOBS = (JobState.QUEUED.value, JobState.RUNNING.value)
@@ -54,7 +62,7 @@ def _item_key(job_id: str, index: int) -> Any:
 
 
 class SqlJobStore:
-    """Jobs, items and detections in the tables of :mod:`visionserve.storage.tables`."""
+    """Jobs, items, detections and classifications in the tables of :mod:`visionserve.storage.tables`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -67,11 +75,13 @@ class SqlJobStore:
         inputs: Sequence[JobInput],
         webhook_url: str | None,
         now: datetime,
+        task: Task = Task.DETECT,
     ) -> Job:
         job_row = {
             "id": job_id,
             "state": JobState.QUEUED.value,
             "model": model,
+            "task": task.value,
             "options": json.dumps(options.to_dict()),
             "total": len(inputs),
             "webhook_url": webhook_url,
@@ -160,8 +170,17 @@ class SqlJobStore:
         result: dict[int, list[DetectionRecord]] = {}
         with self._db.begin() as c:
             for row in c.execute(query.order_by(detections.c.idx, detections.c.k)):
-                record = DetectionRecord(row.class_id, row.label, row.score, (row.x1, row.y1, row.x2, row.y2))
-                result.setdefault(row.idx, []).append(record)
+                result.setdefault(row.idx, []).append(detection_from_row(row))
+        return result
+
+    def classes(self, job_id: str, indices: Sequence[int] | None = None) -> dict[int, list[ClassRecord]]:
+        query = select(classifications).where(classifications.c.job_id == job_id)
+        if indices is not None:
+            query = query.where(classifications.c.idx.in_(list(indices)))
+        result: dict[int, list[ClassRecord]] = {}
+        with self._db.begin() as c:
+            for row in c.execute(query.order_by(classifications.c.idx, classifications.c.k)):
+                result.setdefault(row.idx, []).append(ClassRecord(row.class_id, row.label, row.score))
         return result
 
     def claim(self, job_id: str, index: int, worker: str, max_attempts: int, now: datetime) -> Claim | ClaimRefusal:
@@ -230,14 +249,11 @@ class SqlJobStore:
                 finished_at=now,
             )
             if done and output.detections:
-                c.execute(
-                    insert(detections),
-                    [
-                        {"job_id": claim.job_id, "idx": claim.index, "k": k, "class_id": d.class_id, "label": d.label}
-                        | {"score": d.score, "x1": d.box[0], "y1": d.box[1], "x2": d.box[2], "y2": d.box[3]}
-                        for k, d in enumerate(output.detections)
-                    ],
-                )
+                found = enumerate(output.detections)
+                c.execute(insert(detections), [detection_values(claim.job_id, claim.index, k, d) for k, d in found])
+            if done and output.classes:
+                ranked = enumerate(output.classes)
+                c.execute(insert(classifications), [class_values(claim.job_id, claim.index, k, r) for k, r in ranked])
             return done
 
     def fail_item(self, claim: Claim, error: str, now: datetime) -> bool:
@@ -363,6 +379,7 @@ class SqlJobStore:
     def delete(self, job_id: str) -> None:
         with self._db.begin() as c:
             c.execute(delete(detections).where(detections.c.job_id == job_id))
+            c.execute(delete(classifications).where(classifications.c.job_id == job_id))
             c.execute(delete(job_items).where(job_items.c.job_id == job_id))
             c.execute(delete(jobs).where(jobs.c.id == job_id))
 

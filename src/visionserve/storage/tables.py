@@ -4,8 +4,12 @@ upgrade it; a test checks that the migrated schema matches these tables.
 - ``jobs``: one status row per job.
 - ``job_items``: one row per image; ``(job_id, idx)`` is the primary key, ``attempt`` the claim
   counter that makes commits compare-and-set.
-- ``detections``: results, apart from the status rows; ``(job_id, idx, k)`` is the primary key, so an
-  item's detections cannot be stored twice.
+- ``detections``: results of box tasks, apart from the status rows; ``(job_id, idx, k)`` is the
+  primary key, so an item's detections cannot be stored twice. ``mask`` is the instance mask of a
+  segment model as COCO RLE JSON (``{"size": [H, W], "counts": "..."}``), ``keypoints`` those of a
+  pose model as JSON ``[[x, y, score], ...]`` in the model's keypoint order (revision 0002).
+- ``classifications``: the top-k classes of each item of a classify job; ``k`` is the rank (0 =
+  highest score) (revision 0002).
 - ``artifacts``: bytes, used only when artifacts are kept in the database instead of files.
 """
 
@@ -73,6 +77,7 @@ jobs = Table(
     C("webhook_state", String(16)),
     C("webhook_attempts", Integer, nullable=False, default=0),
     C("created_at", UTCDateTime, nullable=False),
+    C("task", String(16)),  # the model's task at submission; NULL for jobs stored before 0002 (boxes)
     C("dispatched_at", UTCDateTime),
     C("started_at", UTCDateTime),
     C("finished_at", UTCDateTime),
@@ -120,6 +125,20 @@ detections = Table(
     C("y1", Float, nullable=False),
     C("x2", Float, nullable=False),
     C("y2", Float, nullable=False),
+    C("mask", Text),
+    C("keypoints", Text),
+    ForeignKeyConstraint(["job_id", "idx"], ["job_items.job_id", "job_items.idx"], ondelete="CASCADE"),
+)
+
+classifications = Table(
+    "classifications",
+    metadata,
+    C("job_id", String(32), primary_key=True),
+    C("idx", Integer, primary_key=True),
+    C("k", Integer, primary_key=True),
+    C("class_id", Integer, nullable=False),
+    C("label", String(255), nullable=False),
+    C("score", Float, nullable=False),
     ForeignKeyConstraint(["job_id", "idx"], ["job_items.job_id", "job_items.idx"], ondelete="CASCADE"),
 )
 

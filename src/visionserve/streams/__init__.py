@@ -1,0 +1,1 @@
+"""Live video: sources, sessions and fan-out, with the pure per-frame parts (tracking, zones, motion)."""

@@ -9,8 +9,11 @@ A failed open, a failed read or a read that stalls past ``stall_timeout`` (FFmpe
 closes the capture and reconnects after an exponential backoff (``backoff_initial`` doubling up to
 ``backoff_max``, back to the start after a good frame). A file ends at its last frame, or starts
 again with ``loop``. The reader reports through ``on_event`` (called in its thread):
-``connected``, ``lost`` (with the reason), ``ended``. :meth:`SourceReader.stop` ends the thread
-within one read timeout and releases the capture: no thread or descriptor outlives a stream.
+``connected``, ``lost`` (with the reason), ``ended``; ``on_exit`` once the thread has released its
+capture and is about to end. :meth:`SourceReader.stop` ends the thread within one read timeout and
+releases the capture: no thread or descriptor outlives a stream. :meth:`SourceReader.request_stop`
+asks the same without waiting, for callers on an event loop that await ``on_exit`` instead of
+blocking a worker thread for up to a read timeout.
 """
 
 from __future__ import annotations
@@ -109,11 +112,13 @@ class SourceReader:
         config: ReaderConfig,
         on_event: Callable[[ReaderEvent, str], None],
         opener: Opener = open_capture,
+        on_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self.source = source
         self.slot = slot
         self.config = config
         self._on_event = on_event
+        self._on_exit = on_exit
         self._opener = opener
         self._stop = threading.Event()
         self._resume = threading.Event()
@@ -127,10 +132,14 @@ class SourceReader:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Ask the thread to end and wait for it (at most ``timeout`` seconds)."""
+    def request_stop(self) -> None:
+        """Ask the thread to end, without waiting (``on_exit`` is called when it has)."""
         self._stop.set()
         self._resume.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to end and wait for it (at most ``timeout`` seconds)."""
+        self.request_stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -147,6 +156,11 @@ class SourceReader:
         return self._thread.is_alive()
 
     @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called (a thread that never started never calls ``on_exit``)."""
+        return self._thread.ident is not None
+
+    @property
     def source_fps(self) -> float:
         """Frames read per second over the last frames (the source's real rate, not its claim)."""
         stamps = list(self._stamps)
@@ -155,6 +169,12 @@ class SourceReader:
         return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
     def _run(self) -> None:
+        try:
+            self._connect_until_stopped()
+        finally:
+            self._on_exit()
+
+    def _connect_until_stopped(self) -> None:
         backoff = self.config.backoff_initial
         while not self._stop.is_set():
             outcome = self._session()

@@ -16,6 +16,7 @@ image viewer, its event) is handed to the viewers. ``max_fps`` spaces processed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -134,10 +135,17 @@ class StreamSession:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._slot = FrameSlot(self._notify)
-        self.reader = SourceReader(source, self._slot, reader_config, self._reader_event, opener)
+        self._reader_done = asyncio.Event()
+        self.reader = SourceReader(
+            source, self._slot, reader_config, self._reader_event, opener, on_exit=self._reader_exited
+        )
         self._source_ended = False
         self._last_detections = Detections.empty()
         self._task: asyncio.Task[None] | None = None
+
+    def _reader_exited(self) -> None:
+        """Called in the reader's thread as it ends (its capture released)."""
+        self._loop.call_soon_threadsafe(self._reader_done.set)
 
     def _notify(self) -> None:
         """Called in the reader's thread after each frame: wake the processing task."""
@@ -150,9 +158,15 @@ class StreamSession:
         self._task = self._loop.create_task(self._run(), name=f"stream:{self.id}")
 
     async def close(self) -> None:
-        """Stop the reader (waiting for its thread) and the processing task; end every viewer."""
+        """Stop the reader (waiting, at most a read and an open timeout, until its thread has released
+        the capture) and the processing task; end every viewer. The wait is on the loop, not in a
+        worker thread: closing many streams must not hold the pool that encodes the others' frames."""
         self._change(StreamState.ENDED)
-        await asyncio.to_thread(self.reader.stop, self.reader.config.stall_timeout + self.reader.config.open_timeout)
+        self.reader.request_stop()
+        if self.reader.started:
+            timeout = self.reader.config.stall_timeout + self.reader.config.open_timeout
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reader_done.wait(), timeout)
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -2,7 +2,8 @@
 
 ``POST /v1/jobs`` takes repeated multipart file fields ``image`` and/or repeated ``url`` fields (or a
 JSON body ``{"urls": [...], ...}``) with the options ``model``, ``conf``, ``iou``, ``classes``,
-``max_det``, ``crops``, ``annotate``, ``webhook_url`` (form fields, JSON keys or query parameters),
+``max_det``, ``top_k``, ``mask_format``, ``crops``, ``annotate``, ``webhook_url`` (form fields, JSON
+keys or query parameters),
 stores everything and answers 202 with the queued job at once. The routes only parse and render:
 the :class:`~visionserve.jobs.service.JobService` in ``app.state.jobs`` does the work, in a thread
 (it blocks on the database).
@@ -24,8 +25,9 @@ from visionserve.api.wire.jsonbody import parse_json
 from visionserve.core.images import check_content_type
 from visionserve.errors import InvalidParameterError, ShuttingDownError
 from visionserve.jobs.model import JobInput, JobOptions, JobQuery, JobState, NewJob
-from visionserve.jobs.results import errors_json, item_json, job_summary
+from visionserve.jobs.results import errors_json, job_summary
 from visionserve.jobs.service import JobService
+from visionserve.render.mask_encoding import MaskFormat
 
 router = APIRouter(tags=["jobs"])
 
@@ -64,6 +66,8 @@ class JobParams(BaseModel):
     iou: float | None = Field(None, ge=0, le=1)
     classes: str | None = None
     max_det: int | None = Field(None, ge=1, le=10_000)
+    top_k: int | None = Field(None, ge=1, le=10_000)
+    mask_format: MaskFormat = MaskFormat.RLE
     crops: bool = False
     annotate: bool = False
     webhook_url: str | None = Field(None, max_length=2000)
@@ -81,7 +85,16 @@ def parse_params(values: Mapping[str, Any]) -> JobParams:
 
 
 def _new_job(params: JobParams, uploads: Sequence[JobInput]) -> tuple[NewJob, list[str] | None]:
-    options = JobOptions(params.conf, params.iou, None, params.max_det, params.crops, params.annotate)
+    options = JobOptions(
+        params.conf,
+        params.iou,
+        None,
+        params.max_det,
+        params.crops,
+        params.annotate,
+        top_k=params.top_k,
+        mask_format=params.mask_format,
+    )
     inputs = [*uploads, *(JobInput(url[:_SOURCE_CHARS], url=url) for url in params.urls)]
     classes = [c for c in params.classes.split(",") if c.strip()] if params.classes else None
     return NewJob(params.model, inputs, options, params.webhook_url), classes
@@ -162,9 +175,7 @@ def get_job(
     document["errors"] = errors_json(jobs.errors(job_id, errors_offset, errors_limit))
     document["errors_page"] = _page(request, "errors_offset", errors_offset, errors_limit, job.progress.failed)
     if job.state.terminal:
-        items = jobs.items(job_id, items_offset, items_limit)
-        found = jobs.detections(job_id, [item.index for item in items])
-        document["results"] = [item_json(item, found.get(item.index, [])) for item in items]
+        document["results"] = jobs.results_page(job, items_offset, items_limit)
         document["results_page"] = {"offset": items_offset, "limit": items_limit, "total": job.progress.total}
     return document
 
@@ -200,10 +211,9 @@ def results(
     return JSONResponse(document, headers=headers)
 
 
-@router.get("/v1/jobs/{job_id}/items/{index}", summary="One item with its detections")
+@router.get("/v1/jobs/{job_id}/items/{index}", summary="One item with its detections or classes")
 def get_item(job_id: str, index: ItemIndex, jobs: JobsDep) -> dict[str, Any]:
-    item, found = jobs.item(job_id, index)
-    return item_json(item, found)
+    return jobs.item_json(job_id, index)
 
 
 @router.get("/v1/jobs/{job_id}/items/{index}/crops/{k}", summary="Crop k of an item (highest score first)")
