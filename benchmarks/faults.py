@@ -206,7 +206,7 @@ def broker_restart(persistent: bool) -> Callable[[dict[str, bytes], int, float],
             redis.restart(down)
             exits: list[int | None] = []
             ended = wait_for(
-                lambda: supervise(procs, exits) and job(url, job_id)["state"] not in {"queued", "running"}, 180
+                lambda: supervise(procs, exits) and job(url, job_id)["state"] not in {"queued", "running"}, 90
             )
             kind = "with an append-only file" if persistent else "without persistence"
             fault = f"Redis restarted mid-job, {kind}; the worker restarted whenever it exited"
