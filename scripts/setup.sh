@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install visionserve with its pinned dependencies.
-# Usage: scripts/setup.sh [extras]   e.g. scripts/setup.sh dev
+# Usage: scripts/setup.sh [extras]   e.g. scripts/setup.sh dev; scripts/setup.sh bench (dev + the benchmarks' Flask)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"

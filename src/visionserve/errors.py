@@ -84,6 +84,10 @@ class BadSourceError(InvalidParameterError):
     """A stream source that is not a video the server can read (or not a source at all)."""
 
 
+class BadVideoError(InvalidParameterError):
+    """A video job's upload that is not a video the server can read (or whose first frame does not decode)."""
+
+
 class StreamNotFoundError(VisionServeError):
     """No live stream with that id (never created, deleted, or reaped)."""
 

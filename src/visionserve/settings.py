@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     jobs_max_body_bytes: int = Field(
         512 * 1024 * 1024, ge=1024, description="Largest POST /v1/jobs body in bytes (images are spooled to disk)."
     )
+    jobs_max_video_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024, description="Largest video of a video job in bytes (the body limit applies too)."
+    )
+    jobs_max_video_frames: int = Field(
+        108_000, ge=1, description="Most frames of a video job's video (108000: an hour at 30 fps)."
+    )
     jobs_max_attempts: int = Field(
         3, ge=1, le=100, description="Deliveries of one item (worker lost) before the item is failed."
     )

@@ -8,7 +8,7 @@ import pytest
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError
 from visionserve.models.labels import Labels
-from visionserve.streams.analysis import build_stages, tracker_config
+from visionserve.streams.analysis import TrackingStage, build_stages, tracker_config
 from visionserve.streams.motion import MotionGate
 from visionserve.streams.overlays import LineAnnotator, ZoneAnnotator
 from visionserve.streams.spec import StreamSpec
@@ -25,7 +25,7 @@ def spec(**fields: object) -> StreamSpec:
 
 def test_a_plain_stream_tracks_and_nothing_else() -> None:
     stages = build_stages(spec(), LABELS)
-    assert isinstance(stages.tracker, Tracker)
+    assert isinstance(stages.tracker, TrackingStage) and isinstance(stages.tracker.tracker, Tracker)
     assert stages.counter is None and stages.gate is None and stages.annotators == []
     assert build_stages(spec(track=False), LABELS).tracker is None
 
@@ -73,3 +73,33 @@ def test_tracker_thresholds_follow_the_stream(fields: dict[str, float], expected
         expected[3],
         expected[4],
     )
+
+
+def box(x: float, score: float, y: float = 100.0) -> tuple[list[float], float]:
+    return [x, y, x + 40, y + 80], score
+
+
+def frame(*rows: tuple[list[float], float]) -> Detections:
+    return Detections(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.zeros(len(rows)))
+
+
+def test_a_tracking_stream_runs_the_model_at_the_low_threshold_and_answers_rows_at_conf_or_tracked() -> None:
+    stages = build_stages(spec(conf=0.5), LABELS)
+    assert stages.detect_conf == 0.1  # the tracker's low_thresh: its second association needs those rows
+    assert build_stages(spec(conf=0.05), LABELS).detect_conf == 0.05
+    assert build_stages(spec(conf=0.5, track=False), LABELS).detect_conf is None
+    tracker = stages.tracker
+    assert tracker is not None
+    for x in range(0, 40, 10):  # confirmed after min_hits frames at 0.9
+        answered = tracker.update(frame(box(x, 0.9)))
+    assert answered.tracker_id is not None
+    track_id = int(answered.tracker_id[0])
+    assert track_id >= 1
+    # The object fades to 0.3 (occluded): its row stays on its track; a lone 0.3 elsewhere is dropped.
+    for x in range(40, 80, 10):
+        answered = tracker.update(frame(box(x, 0.3), box(600, 0.3, y=400)))
+        assert answered.confidence.tolist() == pytest.approx([0.3])
+        assert answered.tracker_id is not None and answered.tracker_id.tolist() == [track_id]
+    # Back at full score, it still has its id; a new 0.6 object is answered (untracked yet, id -1).
+    answered = tracker.update(frame(box(80, 0.9), box(600, 0.6, y=400)))
+    assert answered.tracker_id is not None and answered.tracker_id.tolist() == [track_id, -1]

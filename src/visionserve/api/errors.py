@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from visionserve.errors import (
     AuthenticationError,
     BadSourceError,
+    BadVideoError,
     ConfigError,
     ImageDecodeError,
     ImageTooLargeError,
@@ -62,6 +63,7 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     SourceNotFoundError: (HTTPStatus.UNPROCESSABLE_ENTITY, "source_not_found"),
     SourceRefusedError: (HTTPStatus.UNPROCESSABLE_ENTITY, "source_refused"),
     BadSourceError: (HTTPStatus.UNPROCESSABLE_ENTITY, "bad_source"),
+    BadVideoError: (HTTPStatus.UNPROCESSABLE_ENTITY, "bad_video"),
     InvalidParameterError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_parameter"),
     InputError: (HTTPStatus.BAD_REQUEST, "bad_input"),
     AuthenticationError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),

@@ -177,6 +177,7 @@ REQUEST_BODIES: dict[tuple[str, str], Json] = {
     ("post", "/v1/streams/{stream_id}/pause"): _no_body(),
     ("post", "/v1/streams/{stream_id}/resume"): _no_body(),
     ("post", "/v1/streams/{stream_id}/token"): _no_body(),
+    ("post", "/v1/detect/ws/token"): _no_body(),
 }
 
 _BODY_MODELS: tuple[type[BaseModel], ...] = (

@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import Scope
 
+from visionserve.api.routes.frames_ws import WEBSOCKET_PATH
 from visionserve.api.routes.streams import TOKEN_PATHS
 from visionserve.errors import VisionServeError
 from visionserve.outbound import OutboundPolicy, Resolver, parse_networks
@@ -90,20 +91,29 @@ async def stop_streams(app: FastAPI) -> None:
 
 
 def token_check(secret: bytes, clock: Callable[[], float] = time.time) -> Callable[[Scope], bool]:
-    """For the auth middleware: whether a request is a GET of a stream's images or events whose
-    ``token`` query parameter is valid for that stream (see :mod:`visionserve.streams.tokens`)."""
+    """For the auth middleware: whether a request is a GET of a stream's images or events, or the
+    ``/v1/detect/ws`` WebSocket, whose single ``token`` query parameter is valid for that stream (or for
+    :data:`~visionserve.streams.tokens.WEBSOCKET_SUBJECT`); see :mod:`visionserve.streams.tokens`."""
 
     def check(scope: Scope) -> bool:
-        if scope["type"] != "http" or scope["method"] not in {"GET", "HEAD"}:
-            return False
-        match = TOKEN_PATHS.match(scope["path"])
-        if match is None:
+        subject = _token_subject(scope)
+        if subject is None:
             return False
         query = scope.get("query_string", b"").decode("latin-1")
         given = [value for name, value in parse_qsl(query) if name == "token"]
-        return len(given) == 1 and tokens.verify(secret, match.group(1), given[0], clock())
+        return len(given) == 1 and tokens.verify(secret, subject, given[0], clock())
 
     return check
+
+
+def _token_subject(scope: Scope) -> str | None:
+    """What a token must have been issued for to open this request; None where none can."""
+    if scope["type"] == "websocket":
+        return tokens.WEBSOCKET_SUBJECT if scope["path"] == WEBSOCKET_PATH else None
+    if scope["type"] != "http" or scope["method"] not in {"GET", "HEAD"}:
+        return None
+    match = TOKEN_PATHS.match(scope["path"])
+    return None if match is None else match.group(1)
 
 
 class StreamCollector(Collector):

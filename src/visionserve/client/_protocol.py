@@ -23,6 +23,7 @@ from visionserve.core.detections import Detections
 from visionserve.errors import (
     AuthenticationError,
     BadSourceError,
+    BadVideoError,
     ConnectionFailedError,
     ImageDecodeError,
     ImageTooLargeError,
@@ -204,6 +205,7 @@ CODE_ERRORS: dict[str, type[VisionServeError]] = {
     "shutting_down": ShuttingDownError,
     "storage_unavailable": StorageError,
     "bad_source": BadSourceError,
+    "bad_video": BadVideoError,
     "no_frame_yet": NoFrameYetError,
     "source_not_found": SourceNotFoundError,
     "source_refused": SourceRefusedError,

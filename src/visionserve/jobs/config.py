@@ -76,6 +76,8 @@ def jobs_config(settings: Settings) -> JobsConfig:
         limits=JobLimits(
             max_images=settings.jobs_max_images,
             max_image_bytes=settings.max_body_bytes,
+            max_video_bytes=settings.jobs_max_video_bytes,
+            max_video_frames=settings.jobs_max_video_frames,
             max_attempts=settings.jobs_max_attempts,
             retention=timedelta(hours=retention) if retention > 0 else None,
         ),

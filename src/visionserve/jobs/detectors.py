@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,7 +66,22 @@ class ItemDetector(Protocol):
         (try again later)."""
         ...
 
+    def detect_frames(self, model: str, frames: Sequence[BGRImage], options: PredictOptions) -> Frames:
+        """Predict on decoded ``(H, W, 3) uint8`` BGR video frames, in one call (they may share forward
+        passes); predictions in the frames' pixels. Raises what :meth:`detect` raises."""
+        ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Frames:
+    """The predictions of a batch of frames, in order, the model's ``labels``, and the milliseconds
+    the batch took."""
+
+    predictions: list[Prediction]
+    labels: Labels
+    inference_ms: float
 
 
 class ModelCache:
@@ -116,6 +131,12 @@ class ModelCache:
         decode_ms, inference_ms = (decoded_at - started) * 1000.0, (inferred - decoded_at) * 1000.0
         return Detected(decoded.width, decoded.height, found, predictor.labels, source, decode_ms, inference_ms)
 
+    def detect_frames(self, model: str, frames: Sequence[BGRImage], options: PredictOptions) -> Frames:
+        predictor = self.get(model)
+        started = time.perf_counter()
+        predictions = list(predictor.infer(list(frames), options).predictions)
+        return Frames(predictions, predictor.labels, (time.perf_counter() - started) * 1000.0)
+
     def close(self) -> None:
         for model in self._models.values():
             model.close()
@@ -147,6 +168,13 @@ class ServedModels:
         return Detected(
             result.width, result.height, result.prediction, labels, source, timings.decode_ms, timings.inference_ms
         )
+
+    def detect_frames(self, model: str, frames: Sequence[BGRImage], options: PredictOptions) -> Frames:
+        started = time.perf_counter()
+        call = self._service.detect(model, list(frames), options, priority=Priority.LOW)
+        results = asyncio.run_coroutine_threadsafe(call, self._loop).result()
+        elapsed = (time.perf_counter() - started) * 1000.0
+        return Frames([result.prediction for result in results], self._service.labels(model), elapsed)
 
     def close(self) -> None:
         """Nothing to release: the models belong to the service."""

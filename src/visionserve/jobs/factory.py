@@ -79,7 +79,7 @@ def make_processor(
         storage.store,
         storage.artifacts,
         detector or ModelCache(repository, device or config.device, max_pixels=config.max_pixels),
-        ProcessorConfig(worker, config.limits.max_attempts),
+        ProcessorConfig(worker, config.limits.max_attempts, config.limits.max_video_frames),
         on_ended,
         fetcher=url_fetcher(config),
     )

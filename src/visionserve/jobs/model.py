@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from visionserve.errors import InvalidParameterError, JobNotFoundError, JobStateError
+from visionserve.jobs.video_model import VideoOptions
 from visionserve.models.spec import Task
 from visionserve.pipeline import PredictOptions
 from visionserve.render.mask_encoding import MaskFormat
@@ -129,6 +130,7 @@ def annotated_key(job_id: str, index: int) -> str:
 class JobOptions:
     """Prediction options of a job (None keeps the model's default), which artifacts to keep, and how
     results show masks (``mask_format``: stored masks are always RLE; this only changes the view).
+    ``video`` makes it a recorded-video job (its one item is a video; see :mod:`visionserve.jobs.video`).
 
     Raises :class:`InvalidParameterError` for out-of-range thresholds.
     """
@@ -141,6 +143,7 @@ class JobOptions:
     annotate: bool = False
     top_k: int | None = None
     mask_format: MaskFormat = MaskFormat.RLE
+    video: VideoOptions | None = None
 
     def __post_init__(self) -> None:
         self.predict_options()
@@ -159,6 +162,7 @@ class JobOptions:
             "mask_format": self.mask_format.value,
             "crops": self.crops,
             "annotate": self.annotate,
+            "video": None if self.video is None else self.video.to_dict(),
         }
 
     @classmethod
@@ -166,6 +170,7 @@ class JobOptions:
         """The options of :meth:`to_dict`; keys missing from jobs stored by older versions keep
         their defaults."""
         classes = data.get("classes")
+        video = data.get("video")
         return cls(
             conf=data.get("conf"),
             iou=data.get("iou"),
@@ -175,6 +180,7 @@ class JobOptions:
             annotate=bool(data.get("annotate", False)),
             top_k=data.get("top_k"),
             mask_format=MaskFormat(data.get("mask_format", MaskFormat.RLE.value)),
+            video=None if video is None else VideoOptions.from_dict(video),
         )
 
 

@@ -26,6 +26,7 @@ from visionserve.errors import (
     InferenceError,
     InputError,
     JobNotFoundError,
+    JobStateError,
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
@@ -47,6 +48,7 @@ from visionserve.jobs.model import (
 )
 from visionserve.jobs.records import item_records
 from visionserve.jobs.store import ArtifactStore, JobStore
+from visionserve.jobs.video import VideoProcessor
 from visionserve.render.annotators import annotators_for, crops, render
 from visionserve.types import BGRImage
 
@@ -71,8 +73,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class ProcessorConfig:
+    """``max_video_frames`` caps the frames read from one video (submission checks it too)."""
+
     worker: str
     max_attempts: int = 3
+    max_video_frames: int = 108_000
 
 
 def encode_jpeg(image: BGRImage) -> bytes:
@@ -103,6 +108,7 @@ class ItemProcessor:
         self._on_ended = on_ended
         self._fetcher = fetcher
         self._clock = clock
+        self._video = VideoProcessor(artifacts, models, config.max_video_frames, active=self._active)
 
     def process(self, job_id: str, index: int) -> Outcome:
         """Process item ``index`` of ``job_id`` if it can be claimed. Raises :class:`StorageError` when
@@ -125,6 +131,8 @@ class ItemProcessor:
             output = self._run(claim)
         except (StorageError, ShuttingDownError, OverloadedError):
             raise
+        except JobStateError:  # the job was cancelled or failed while its video was processed
+            return Outcome.STALE
         except (InputError, InferenceError, JobNotFoundError) as exc:
             return self._fail(claim, str(exc))
         except Exception as exc:  # an untranslated runtime error must not leave the item claimed forever
@@ -133,6 +141,10 @@ class ItemProcessor:
         committed = self._store.commit(claim, output, self._config.worker, self._clock())
         self._end_if_complete(job_id)
         return Outcome.DONE if committed else Outcome.STALE
+
+    def _active(self, job_id: str) -> bool:
+        """Whether ``job_id`` is still queued or running (a long video stops early when it is not)."""
+        return not self._store.get(job_id).state.terminal
 
     def _fail_job(self, job_id: str, error: str) -> Outcome:
         ended = self._store.fail_job(job_id, error, self._clock())
@@ -161,6 +173,8 @@ class ItemProcessor:
         start = time.perf_counter()
         data = self._read(claim)
         fetched = time.perf_counter()
+        if claim.options.video is not None:
+            return self._video.run(claim, data, (fetched - start) * 1000.0)
         options = claim.options
         keep_pixels = options.crops or options.annotate
         detected = self._models.detect(claim.model, data, options.predict_options(), keep_pixels)

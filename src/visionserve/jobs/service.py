@@ -46,6 +46,8 @@ from visionserve.jobs.processing import utc_now
 from visionserve.jobs.results import NO_LABELS, ResultsView, item_json, results_json
 from visionserve.jobs.runner import JobRunner
 from visionserve.jobs.store import ArtifactStore, JobStore
+from visionserve.jobs.video_jobs import VideoJobs
+from visionserve.jobs.video_model import VideoOptions
 from visionserve.models.loading import spec_labels
 from visionserve.models.repository import ModelRepository
 from visionserve.outbound import OutboundPolicy
@@ -64,10 +66,13 @@ class JobLimits:
     """Limits of the jobs subsystem, apart from those of synchronous requests.
 
     ``retention`` None keeps jobs forever; ``housekeeping_s`` is how often expired jobs are removed.
+    A video job's one video may have ``max_video_bytes`` and ``max_video_frames``.
     """
 
     max_images: int = 10_000
     max_image_bytes: int = 20_000_000
+    max_video_bytes: int = 256 * 1024 * 1024
+    max_video_frames: int = 108_000
     max_attempts: int = 3
     retention: timedelta | None = timedelta(days=7)
     housekeeping_s: float = 60.0
@@ -112,6 +117,7 @@ class JobService:
         self._clock = clock
         self._stopping = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self.videos = VideoJobs(artifacts, self.limits.max_video_frames)
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -178,9 +184,11 @@ class JobService:
         if classes:
             options = dataclasses.replace(options, classes=tuple(sorted(resolve_classes(classes, spec_labels(spec)))))
         self._check(new)
+        if options.video is not None:
+            self.videos.check(new, spec.task, spec_labels(spec))
         job_id = new_job_id()
         try:
-            self._store_inputs(job_id, new.inputs)
+            self._store_inputs(job_id, new.inputs, options.video)
             now = self._clock()
             job = self.store.create(job_id, spec.name, options, new.inputs, new.webhook_url, now, spec.task)
         except BaseException:  # no job row refers to the inputs: remove them (an upload cut short too)
@@ -195,16 +203,22 @@ class JobService:
         log.info("job %s: %d images, model %s", job_id, len(new.inputs), spec.name)
         return job
 
-    def _store_inputs(self, job_id: str, inputs: Sequence[JobInput]) -> None:
-        """Put each uploaded image in the artifact store, reading one at a time; raise
-        :class:`ImageTooLargeError` for an image over the size limit (the caller removes what was stored)."""
+    def _store_inputs(self, job_id: str, inputs: Sequence[JobInput], video: VideoOptions | None) -> None:
+        """Put each uploaded image (or the video, probed) in the artifact store, reading one at a time;
+        raise :class:`ImageTooLargeError` for an input over the size limit, :class:`BadVideoError` for a
+        video that does not decode (the caller removes what was stored)."""
         for index, one in enumerate(inputs):
             data = one.data if one.data is not None else one.read() if one.read is not None else None
             if data is None:
                 continue
-            if len(data) > self.limits.max_image_bytes:
-                raise ImageTooLargeError(self._too_large(one.name, len(data)))
+            if len(data) > self._max_bytes(video):
+                raise ImageTooLargeError(self._too_large(one.name, len(data), video))
             self.artifacts.put(input_key(job_id, index), data)
+            if video is not None:
+                self.videos.accept(job_id, data, video)
+
+    def _max_bytes(self, video: VideoOptions | None) -> int:
+        return self.limits.max_image_bytes if video is None else self.limits.max_video_bytes
 
     def _discard_inputs(self, job_id: str) -> None:
         """Remove the stored inputs of a job that was not created; a failure is logged, so that the
@@ -214,17 +228,19 @@ class JobService:
         except Exception:
             log.exception("inputs of job %s not removed", job_id)
 
-    def _too_large(self, name: str, size: int) -> str:
-        return f"image {name!r} has {size} bytes; the limit is {self.limits.max_image_bytes}"
+    def _too_large(self, name: str, size: int, video: VideoOptions | None = None) -> str:
+        what = "image" if video is None else "video"
+        return f"{what} {name!r} has {size} bytes; the limit is {self._max_bytes(video)}"
 
     def _check(self, new: NewJob) -> None:
         count = len(new.inputs)
         if not 1 <= count <= self.limits.max_images:
             raise InvalidParameterError(f"a job takes 1 to {self.limits.max_images} images, got {count}")
+        video = new.options.video
         for one in new.inputs:
             size = one.declared_size
-            if size is not None and size > self.limits.max_image_bytes:
-                raise ImageTooLargeError(self._too_large(one.name, size))
+            if size is not None and size > self._max_bytes(video):
+                raise ImageTooLargeError(self._too_large(one.name, size, video))
             if one.url is not None:
                 if self._fetcher is None:
                     raise InvalidParameterError("image URLs are turned off on this server")
@@ -272,7 +288,10 @@ class JobService:
         job = self.get(job_id)
         items = self.store.items(job.id, offset, limit)
         found = self._records(job.id, [item.index for item in items]) if items else {}
-        return results_json(job, items, found, self._view(job))
+        document = results_json(job, items, found, self._view(job))
+        if job.options.video is not None:
+            document["video"] = self.videos.status(job)
+        return document
 
     def coco(self, job_id: str) -> dict[str, Any]:
         """The results as a COCO document (see :mod:`visionserve.jobs.coco`); categories, keypoint

@@ -1,15 +1,20 @@
 """A stream's analysis stages built from its spec: tracker, zone and line counters, motion gate, overlays.
 
-:func:`build_stages` is a :data:`~visionserve.streams.stages.StageFactory`. The tracker's score
-thresholds follow the stream's ``conf`` (the model's default when None): the session hands it
-detections already filtered at that score, so every one of them may start or extend a track. Its
-frame-based timings follow ``max_fps`` when the stream sets one (see :meth:`TrackerConfig.for_fps`).
+:func:`build_stages` is a :data:`~visionserve.streams.stages.StageFactory`. The tracker's high and
+new-track thresholds are the stream's ``conf`` (the manager fills in the model's default when None).
+ByteTrack's second association extends tracks with detections between ``low_thresh`` and that
+``conf``, so a tracking stream asks the model for rows down to ``low_thresh`` (``Stages.detect_conf``)
+and :class:`TrackingStage` answers only the rows at or above ``conf`` plus the lower ones the tracker
+kept on a confirmed track. Frame-based timings follow ``max_fps`` when the stream sets one (see
+:meth:`TrackerConfig.for_fps`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
+
+import numpy as np
 
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError
@@ -33,6 +38,21 @@ class CountingStage:
         return self.counting.update(detections).to_dict()
 
 
+class TrackingStage:
+    """:class:`Tracker` as the session's tracker: it sees every row the model gave (down to its
+    ``low_thresh``); :meth:`update` answers the rows scoring at least ``conf`` and, below that, only
+    those the tracker matched to a confirmed track (an occluded or blurred object keeping its box)."""
+
+    def __init__(self, tracker: Tracker, conf: float) -> None:
+        self.tracker = tracker
+        self.conf = conf
+
+    def update(self, detections: Detections) -> Detections:
+        tracked = self.tracker.update(detections)
+        ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1)
+        return tracked[(tracked.confidence >= self.conf) | (ids >= 0)]
+
+
 def tracker_config(spec: StreamSpec) -> TrackerConfig:
     """The tracker settings of ``spec`` (module docstring)."""
     conf = spec.conf if spec.conf is not None else Thresholds().conf
@@ -46,9 +66,11 @@ def build_stages(spec: StreamSpec, labels: Labels) -> Stages:
     if spec.lines and not spec.track:
         raise InvalidParameterError('lines count tracked objects: they need "track": true')
     counting = Counting(spec.zones, spec.lines, labels) if spec.zones or spec.lines else None
+    config = tracker_config(spec)
     return Stages(
-        tracker=Tracker(tracker_config(spec)) if spec.track else None,
+        tracker=TrackingStage(Tracker(config), config.high_thresh) if spec.track else None,
         counter=CountingStage(counting) if counting is not None else None,
         gate=MotionGate() if spec.motion else None,
         annotators=counting_annotators(counting) if counting is not None else [],
+        detect_conf=config.low_thresh if spec.track else None,
     )

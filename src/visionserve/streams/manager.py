@@ -113,9 +113,11 @@ class StreamManager:
             raise WrongTaskError(f"model {model!r} classifies images and gives no boxes: streams need a box model")
         labels = self.service.labels(model)
         classes = resolve_classes(spec.classes, labels) if spec.classes else None
-        options = PredictOptions(conf=spec.conf, classes=classes)
         source = await asyncio.to_thread(self._checked_source, spec.source, not declared)
-        stages = self._stages(spec, labels)
+        conf = spec.conf if spec.conf is not None else self.service.spec(model).thresholds.conf
+        stages = self._stages(spec.model_copy(update={"conf": conf}), labels)
+        detect_conf = stages.detect_conf if stages.detect_conf is not None else spec.conf
+        options = PredictOptions(conf=detect_conf, classes=classes)
         detect = _detector(self.service, model, options)
         config = ReaderConfig(
             self.reader_config.stall_timeout,

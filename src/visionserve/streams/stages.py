@@ -40,12 +40,15 @@ class Gate(Protocol):
 
 @dataclass
 class Stages:
-    """One stream's steps; None skips a step. ``annotators`` draw after the boxes and labels."""
+    """One stream's steps; None skips a step. ``annotators`` draw after the boxes and labels.
+    ``detect_conf``: the score the model runs at for this stream (None: the stream's ``conf``); a
+    tracker that wants low-score rows lowers it and filters its answer back to ``conf`` itself."""
 
     tracker: Tracker | None = None
     counter: Counter | None = None
     gate: Gate | None = None
     annotators: list[Annotator] = field(default_factory=list)
+    detect_conf: float | None = None
 
 
 StageFactory = Callable[[StreamSpec, Labels], Stages]

@@ -5,6 +5,11 @@ client asks ``POST /v1/streams/{id}/token`` and puts the answer in the query
 (``/v1/streams/{id}/mjpeg?token=...``). A token is ``<expiry>.<signature>``: the expiry in Unix
 seconds, and the URL-safe base64 HMAC-SHA256 of ``"<stream id>.<expiry>"`` under the server's secret.
 It grants the GET routes of that one stream (images and events) until it expires, and nothing else.
+
+Browsers cannot send headers on a WebSocket either: ``POST /v1/detect/ws/token`` issues the same kind of
+token for :data:`WEBSOCKET_SUBJECT` in place of a stream id, which opens ``WS /v1/detect/ws?token=...``.
+The subject holds a ``:``, which no stream id can (they are ``[A-Za-z0-9_.-]``), so a stream's token
+never opens the WebSocket and the WebSocket's never opens a stream.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+
+#: What a WebSocket token signs in place of a stream id.
+WEBSOCKET_SUBJECT = "ws:/v1/detect/ws"
 
 
 def _signature(secret: bytes, stream_id: str, expiry: int) -> str:

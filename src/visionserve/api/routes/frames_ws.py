@@ -8,29 +8,46 @@ received waits and older ones are dropped (never queued), so a client sending fa
 gets answers for the newest frames with bounded lag. A frame that is not an image gets
 ``{"frame": n, "error": {"code", "message"}}`` and the connection stays open. Query: ``model``,
 ``conf``. Frames run at the priority of stream frames (see :mod:`visionserve.streams.manager`).
+
+With API keys on, a browser (which cannot send headers on a WebSocket) gets a short-lived token from
+``POST /v1/detect/ws/token`` (with a key) and connects to ``/v1/detect/ws?token=...``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 
 from visionserve.api.errors import status_of
+from visionserve.api.wire.streams import StreamToken
 from visionserve.batching.batcher import Priority
 from visionserve.errors import InputError, OverloadedError, VisionServeError
 from visionserve.pipeline import PredictOptions
 from visionserve.render.json import prediction_to_json
 from visionserve.render.mask_encoding import MaskFormat
 from visionserve.serving.service import DetectionService
+from visionserve.streams import tokens
 from visionserve.streams.hub import Mailbox
 
 router = APIRouter(tags=["streams"])
 
+WEBSOCKET_PATH = "/v1/detect/ws"
 
-@router.websocket("/v1/detect/ws")
+
+@router.post(WEBSOCKET_PATH + "/token")
+async def websocket_token(request: Request) -> StreamToken:
+    """A token that opens ``WS /v1/detect/ws`` (``?token=...``) for ``stream_token_ttl`` seconds; the
+    route sits behind the API keys like any other."""
+    expires_at = time.time() + request.app.state.settings.stream_token_ttl
+    token = tokens.issue(request.app.state.stream_secret, tokens.WEBSOCKET_SUBJECT, expires_at)
+    return StreamToken(token=token, expires_at=int(token.partition(".")[0]), query=f"token={token}")
+
+
+@router.websocket(WEBSOCKET_PATH)
 async def detect_ws(
     websocket: WebSocket,
     model: Annotated[str | None, Query(max_length=200)] = None,

@@ -3,7 +3,8 @@
 ``POST /v1/jobs`` takes repeated multipart file fields ``image`` and/or repeated ``url`` fields (or a
 JSON body ``{"urls": [...], ...}``) with the options ``model``, ``conf``, ``iou``, ``classes``,
 ``max_det``, ``top_k``, ``mask_format``, ``crops``, ``annotate``, ``webhook_url`` (form fields, JSON
-keys or query parameters),
+keys or query parameters). A multipart file field ``video`` instead makes a video job, with
+``frame_stride``, ``max_fps``, ``track``, and ``zones`` and ``lines`` (JSON lists, as a stream's);
 stores everything and answers 202 with the queued job at once. The routes only parse and render:
 the :class:`~visionserve.jobs.service.JobService` in ``app.state.jobs`` does the work, in a thread
 (it blocks on the database).
@@ -11,12 +12,13 @@ the :class:`~visionserve.jobs.service.JobService` in ``app.state.jobs`` does the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -27,11 +29,15 @@ from visionserve.errors import InvalidParameterError, ShuttingDownError
 from visionserve.jobs.model import JobInput, JobOptions, JobQuery, JobState, NewJob
 from visionserve.jobs.results import errors_json, job_summary
 from visionserve.jobs.service import JobService
+from visionserve.jobs.video_model import VideoOptions
 from visionserve.render.mask_encoding import MaskFormat
+from visionserve.streams.spec import LineSpec, ZoneSpec
 
 router = APIRouter(tags=["jobs"])
 
 IMAGE_FIELD = "image"
+VIDEO_FIELD = "video"
+MP4 = "video/mp4"
 URL_FIELD = "url"
 JPEG = "image/jpeg"
 _SOURCE_CHARS = 255
@@ -72,6 +78,22 @@ class JobParams(BaseModel):
     annotate: bool = False
     webhook_url: str | None = Field(None, max_length=2000)
     urls: list[str] = Field(default_factory=list)
+    frame_stride: int = Field(1, ge=1, le=10_000)
+    max_fps: float | None = Field(None, gt=0, le=1000)
+    track: bool = True
+    zones: list[ZoneSpec] = Field(default_factory=list, max_length=100)
+    lines: list[LineSpec] = Field(default_factory=list, max_length=100)
+
+    @field_validator("zones", "lines", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        """Form fields carry zones and lines as JSON text."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("must be a JSON list") from None
+        return value
 
 
 def parse_params(values: Mapping[str, Any]) -> JobParams:
@@ -84,7 +106,19 @@ def parse_params(values: Mapping[str, Any]) -> JobParams:
         raise InvalidParameterError(describe_validation_error(exc)) from None
 
 
-def _new_job(params: JobParams, uploads: Sequence[JobInput]) -> tuple[NewJob, list[str] | None]:
+def _video_options(params: JobParams, video: bool) -> VideoOptions | None:
+    """The video options of a job with an uploaded video; zones, lines or a stride without one are refused."""
+    if video:
+        zones, lines = tuple(params.zones), tuple(params.lines)
+        return VideoOptions(params.frame_stride, params.track, zones, lines, params.max_fps)
+    if params.zones or params.lines or params.frame_stride != 1 or params.max_fps is not None:
+        raise InvalidParameterError(
+            f"zones, lines, frame_stride and max_fps apply to a video job (file field {VIDEO_FIELD!r})"
+        )
+    return None
+
+
+def _new_job(params: JobParams, uploads: Sequence[JobInput], video: bool = False) -> tuple[NewJob, list[str] | None]:
     options = JobOptions(
         params.conf,
         params.iou,
@@ -94,15 +128,18 @@ def _new_job(params: JobParams, uploads: Sequence[JobInput]) -> tuple[NewJob, li
         params.annotate,
         top_k=params.top_k,
         mask_format=params.mask_format,
+        video=_video_options(params, video),
     )
     inputs = [*uploads, *(JobInput(url[:_SOURCE_CHARS], url=url) for url in params.urls)]
     classes = [c for c in params.classes.split(",") if c.strip()] if params.classes else None
     return NewJob(params.model, inputs, options, params.webhook_url), classes
 
 
-def _upload(index: int, value: UploadFile) -> JobInput:
-    check_content_type(value.content_type)
-    name = (value.filename or f"image-{index}")[:_SOURCE_CHARS]
+def _upload(index: int, value: UploadFile, video: bool = False) -> JobInput:
+    """An uploaded image (its content type checked) or video (probed by the service instead)."""
+    if not video:
+        check_content_type(value.content_type)
+    name = (value.filename or f"{'video' if video else 'image'}-{index}")[:_SOURCE_CHARS]
     return JobInput(name, read=value.file.read, size=value.size)
 
 
@@ -129,11 +166,15 @@ async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
         uploads: list[JobInput] = []
         urls: list[str] = []
         fields: dict[str, Any] = dict(query)
+        kinds: set[str] = set()
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
-                if name != IMAGE_FIELD:
-                    raise InvalidParameterError(f"unexpected file field {name!r}: send images as {IMAGE_FIELD!r}")
-                uploads.append(_upload(len(uploads), value))
+                if name not in {IMAGE_FIELD, VIDEO_FIELD}:
+                    raise InvalidParameterError(
+                        f"unexpected file field {name!r}: send images as {IMAGE_FIELD!r}, a video as {VIDEO_FIELD!r}"
+                    )
+                kinds.add(name)
+                uploads.append(_upload(len(uploads), value, name == VIDEO_FIELD))
             elif name == URL_FIELD:
                 urls.append(value)
             else:
@@ -143,7 +184,9 @@ async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
             if "urls" in fields:
                 raise InvalidParameterError("give image URLs as repeated 'url' fields or as 'urls', not both")
             fields["urls"] = urls
-        new, classes = _new_job(parse_params(fields), uploads)
+        if VIDEO_FIELD in kinds and len(kinds) > 1:
+            raise InvalidParameterError("a job takes images or one video, not both")
+        new, classes = _new_job(parse_params(fields), uploads, VIDEO_FIELD in kinds)
         job = await run_in_threadpool(jobs.submit, new, classes)
     return _accepted(job_summary(job))
 
@@ -174,6 +217,9 @@ def get_job(
     document = job_summary(job)
     document["errors"] = errors_json(jobs.errors(job_id, errors_offset, errors_limit))
     document["errors_page"] = _page(request, "errors_offset", errors_offset, errors_limit, job.progress.failed)
+    video = jobs.videos.status(job)
+    if video is not None:
+        document["video"] = video
     if job.state.terminal:
         document["results"] = jobs.results_page(job, items_offset, items_limit)
         document["results_page"] = {"offset": items_offset, "limit": items_limit, "total": job.progress.total}
@@ -224,3 +270,21 @@ def get_crop(job_id: str, index: ItemIndex, k: ItemIndex, jobs: JobsDep) -> Resp
 @router.get("/v1/jobs/{job_id}/items/{index}/annotated", summary="The annotated copy of an item")
 def get_annotated(job_id: str, index: ItemIndex, jobs: JobsDep) -> Response:
     return Response(jobs.annotated(job_id, index), media_type=JPEG)
+
+
+@router.get("/v1/jobs/{job_id}/video", summary="The annotated MP4 of a finished video job")
+def get_video(job_id: str, jobs: JobsDep) -> Response:
+    return Response(jobs.videos.annotated(jobs.get(job_id)), media_type=MP4)
+
+
+@router.get("/v1/jobs/{job_id}/frames", summary="A video job's frames with detections and track ids, a page at a time")
+def get_frames(
+    job_id: str,
+    request: Request,
+    jobs: JobsDep,
+    limit: Annotated[int, Query(ge=1, le=RESULTS_PAGE_MAX)] = RESULTS_PAGE_MAX,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    document = jobs.videos.frames(jobs.get(job_id), offset, limit)
+    document["page"] = _page(request, "offset", offset, limit, int(document["total"]))
+    return document

@@ -16,9 +16,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
 
-from visionserve.api.wire.streams import MJPEG_BOUNDARY, mjpeg_part, sse_event, stream_json
+from visionserve.api.wire.streams import MJPEG_BOUNDARY, StreamToken, mjpeg_part, sse_event, stream_json
 from visionserve.errors import NoFrameYetError, ShuttingDownError
 from visionserve.streams import tokens
 from visionserve.streams.manager import StreamManager
@@ -46,12 +45,6 @@ def get_streams(request: Request) -> StreamManager:
 
 StreamsDep = Annotated[StreamManager, Depends(get_streams)]
 Height = Annotated[int | None, Query(ge=16, le=4320, description="Scale the images to this height (pixels).")]
-
-
-class StreamToken(BaseModel):
-    token: str
-    expires_at: int
-    query: str
 
 
 @router.post("/v1/streams", status_code=201)

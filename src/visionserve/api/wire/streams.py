@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from visionserve.streams.session import StreamSession
 
 MJPEG_BOUNDARY = "frame"
@@ -61,3 +63,11 @@ def mjpeg_part(jpeg: bytes) -> bytes:
 def sse_event(data: bytes, event_id: int) -> bytes:
     """One Server-Sent Event carrying the JSON ``data`` (one line)."""
     return b"id: " + str(event_id).encode() + b"\ndata: " + data + b"\n\n"
+
+
+class StreamToken(BaseModel):
+    """A signed token for a browser's query string (see :mod:`visionserve.streams.tokens`)."""
+
+    token: str
+    expires_at: int
+    query: str
