@@ -124,6 +124,8 @@ async def test_urls_as_json(client: httpx.AsyncClient) -> None:
         ({"json": {"urls": ["http://example.com/a.jpg"]}}, 422, "not on this server's allow-list"),
         ({"json": {"urls": [LOCAL_URL], "webhook_url": LOCAL_URL}}, 422, "webhooks are turned off"),
         ({"json": {"urls": ["x"]}}, 422, "not an http(s) URL"),
+        # Found by schemathesis: a 'urls' field before a 'url' field was a 500 ('str' has no append).
+        ({"data": {"urls": "x", "url": LOCAL_URL}}, 422, "not both"),
     ],
 )
 async def test_bad_submissions(

@@ -84,3 +84,16 @@ def test_json_bodies_point_at_their_pydantic_schemas_and_errors_at_the_error_sha
 def test_the_docs_page_is_served(tmp_path: Path) -> None:
     app = create_app(Settings(data_dir=tmp_path), ModelRepository.scan(None))
     assert any(getattr(route, "path", None) == "/docs" for route in app.routes)
+
+
+def test_statuses_found_by_schemathesis_are_documented(document: dict[str, Any]) -> None:
+    # A cancel of an ended job is a 409; TF Serving, KServe and DeepStack answer bad parameters with
+    # 400; KServe's readiness answers have no body at all.
+    assert "409" in document["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]
+    for path in ("/v1/models/{name}/metadata", "/v2/models/{name}", "/v1/vision/custom/list"):
+        for operation in document["paths"][path].values():
+            assert "400" in operation["responses"], path
+    for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/{name}/ready"):
+        responses = document["paths"][path]["get"]["responses"]
+        assert "content" not in responses["200"] and "content" not in responses["400"]
+        assert "content" in responses["404"]

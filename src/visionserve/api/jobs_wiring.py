@@ -25,7 +25,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from visionserve.api.limits import BodyLimitMiddleware
-from visionserve.errors import VisionServeError
+from visionserve.errors import StorageError, VisionServeError
 from visionserve.jobs.config import jobs_config
 from visionserve.jobs.detectors import ServedModels
 from visionserve.jobs.factory import build_service
@@ -80,6 +80,19 @@ async def fetch_job_stats(service: JobService | None) -> JobStats | None:
     except VisionServeError as exc:
         logger.warning("job metrics unavailable: %s", exc)
         return None
+
+
+async def storage_problem(service: JobService | None) -> str | None:
+    """Why the jobs database cannot be used now (checked in a worker thread), or None when it
+    answers or there is no job service. Lost connections are re-opened on the next check, so the
+    answer turns back to None by itself once the database is back."""
+    if service is None:
+        return None
+    try:
+        await run_in_threadpool(service.check_storage)
+    except StorageError as exc:
+        return str(exc)
+    return None
 
 
 class JobsCollector(Collector):

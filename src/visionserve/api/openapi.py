@@ -41,6 +41,15 @@ _ALWAYS |= {"503": "Model not loaded, storage unavailable, or server shutting do
 _WITH_BODY = {"400": "Undecodable image or unreadable body", "413": "Body or pixel limit exceeded"}
 _WITH_BODY |= {"415": "Content type that is not an image", "429": "The model's queue is full (see Retry-After)"}
 
+#: Error bodies of protocols that answer a bad parameter with their clients' 400, not 422.
+_PROTOCOL_400 = frozenset({"DeepStackErrorBody", "KServeErrorBody", "TFServingErrorBody"})
+#: Statuses particular to one operation.
+_EXTRA: dict[tuple[str, str], dict[str, str]] = {("delete", "/v1/jobs/{job_id}"): {"409": "The job has already ended"}}
+#: KServe's boolean answers: 200 or 400 with no body (404 for an unknown model still has one).
+_BODILESS = frozenset(
+    {"/v2/health/live", "/v2/health/ready", "/v2/models/{name}/ready", "/v2/models/{name}/versions/{version}/ready"}
+)
+
 _ERROR: Json = {
     "type": "object",
     "required": ["error"],
@@ -191,6 +200,13 @@ def _add_schemas(document: Json) -> None:
         schemas[name] = schema
 
 
+def _statuses(method: str, path: str, has_body: bool) -> dict[str, str]:
+    statuses = _ALWAYS | (_WITH_BODY if has_body else {}) | _EXTRA.get((method, path), {})
+    if _error_ref(path) in _PROTOCOL_400:
+        statuses = {"400": "Bad request: an undecodable image or a bad parameter"} | statuses
+    return statuses
+
+
 def complete(document: Json) -> Json:
     """``document`` (FastAPI's) with request bodies and error answers on every operation."""
     _add_schemas(document)
@@ -200,10 +216,12 @@ def complete(document: Json) -> Json:
             body = REQUEST_BODIES.get((method, path))
             if body is not None:
                 operation["requestBody"] = body
-            statuses = _ALWAYS | (_WITH_BODY if body is not None else {})
             responses = operation.setdefault("responses", {})
-            for status, description in statuses.items():
+            for status, description in _statuses(method, path, body is not None).items():
                 responses[status] = {"description": description, "content": error}
+            if path in _BODILESS:
+                responses["200"] = {"description": "Yes (no body)"}
+                responses["400"] = {"description": "No (no body)"}
     return document
 
 

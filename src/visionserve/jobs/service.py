@@ -329,6 +329,10 @@ class JobService:
             raise JobNotFoundError(f"item {index} of job {job_id} has no annotated image")
         return self.artifacts.get(annotated_key(job_id, index))
 
+    def check_storage(self) -> None:
+        """Raise :class:`StorageError` unless the jobs database answers (readiness probes)."""
+        self.store.ping()
+
     def stats(self) -> JobStats:
         backlog = self.store.backlog()
         return JobStats(

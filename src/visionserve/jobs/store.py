@@ -113,6 +113,10 @@ class JobStore(Protocol):
         (a dispatch that failed partway may have started some of their items), oldest first."""
         ...
 
+    def ping(self) -> None:
+        """Return when the database answers a trivial query; :class:`StorageError` otherwise."""
+        ...
+
     def backlog(self) -> dict[ItemState, int]:
         """Pending and running items of queued and running jobs."""
         ...

@@ -99,6 +99,14 @@ class Database:
         except (OperationalError, InterfaceError) as exc:
             raise StorageError(f"jobs database {self.display_url()}: {exc.orig or exc}") from exc
 
+    def ping(self) -> None:
+        """Return when the database answers ``SELECT 1``; :class:`StorageError` otherwise. A SQLite
+        file has no server to lose, and a probe must not take its write lock, so it is not queried."""
+        if self.is_sqlite:
+            return
+        with self.begin() as connection:
+            connection.execute(text("SELECT 1"))
+
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``, the newest by default (idempotent; old databases are
         migrated)."""

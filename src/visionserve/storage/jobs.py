@@ -334,6 +334,9 @@ class SqlJobStore:
         with self._db.begin() as c:
             return list(c.execute(query.order_by(jobs.c.created_at)).scalars())
 
+    def ping(self) -> None:
+        self._db.ping()
+
     def backlog(self) -> dict[ItemState, int]:
         query = (
             select(job_items.c.state, func.count())

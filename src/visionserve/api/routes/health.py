@@ -1,5 +1,5 @@
-"""Probes and metrics: ``/healthz`` (the process answers), ``/readyz`` (models loaded and warm,
-not shutting down; 503 otherwise) and ``/metrics`` (Prometheus text format)."""
+"""Probes and metrics: ``/healthz`` (the process answers), ``/readyz`` (models loaded and warm, the
+jobs database answering, not shutting down; 503 otherwise) and ``/metrics`` (Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from visionserve.api.deps import MetricsDep, ServiceDep
-from visionserve.api.jobs_wiring import JobsCollector, fetch_job_stats
+from visionserve.api.jobs_wiring import JobsCollector, fetch_job_stats, storage_problem
 
 router = APIRouter(tags=["health"])
 
@@ -19,15 +19,18 @@ async def healthz() -> dict[str, Any]:
     return {"status": "alive"}
 
 
-@router.get("/readyz", summary="Readiness: models loaded and warm, not shutting down")
-async def readyz(service: ServiceDep) -> JSONResponse:
+@router.get("/readyz", summary="Readiness: models loaded and warm, jobs database up, not shutting down")
+async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
     readiness = service.readiness()
+    storage = await storage_problem(getattr(request.app.state, "jobs", None))
+    ready = readiness.ready and storage is None
     body = {
-        "status": "ready" if readiness.ready else "not ready",
-        "reason": readiness.reason,
+        "status": "ready" if ready else "not ready",
+        "reason": readiness.reason if storage is None or not readiness.ready else f"jobs database: {storage}",
         "models": {name: state.value for name, state in readiness.models.items()},
+        "jobs_database": "unavailable" if storage else "ok",
     }
-    return JSONResponse(body, status_code=200 if readiness.ready else 503)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -164,6 +164,7 @@ async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
     limit = jobs.limits.max_images
     async with request.form(max_files=limit, max_fields=limit + 32) as form:
         uploads: list[JobInput] = []
+        urls: list[str] = []
         fields: dict[str, Any] = dict(query)
         kinds: set[str] = set()
         for name, value in form.multi_items():
@@ -175,9 +176,14 @@ async def submit(request: Request, jobs: JobsDep) -> JSONResponse:
                 kinds.add(name)
                 uploads.append(_upload(len(uploads), value, name == VIDEO_FIELD))
             elif name == URL_FIELD:
-                fields.setdefault("urls", []).append(value)
+                urls.append(value)
             else:
                 fields[name] = value
+        if urls:
+            # A 'urls' field (or query parameter) beside repeated 'url' fields is one list too many.
+            if "urls" in fields:
+                raise InvalidParameterError("give image URLs as repeated 'url' fields or as 'urls', not both")
+            fields["urls"] = urls
         if VIDEO_FIELD in kinds and len(kinds) > 1:
             raise InvalidParameterError("a job takes images or one video, not both")
         new, classes = _new_job(parse_params(fields), uploads, VIDEO_FIELD in kinds)

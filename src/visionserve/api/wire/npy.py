@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import tokenize
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,8 @@ def load_npy(data: bytes, where: str) -> npt.NDArray[Any]:
             raise ValueError(f"format version {version} is not supported (1.0 and 2.0 are)")
         read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran_order, dtype = read_header(stream)
-    except (ValueError, TypeError, SyntaxError, EOFError) as exc:
+    # numpy re-tokenizes a header that does not parse, and tokenize raises its own TokenError.
+    except (ValueError, TypeError, SyntaxError, EOFError, tokenize.TokenError) as exc:
         raise InvalidParameterError(f"{where}: not a valid .npy header: {exc}") from None
     if dtype.hasobject:
         raise InvalidParameterError(f"{where}: .npy arrays of Python objects are not accepted")

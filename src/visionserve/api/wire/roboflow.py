@@ -7,7 +7,7 @@ model's own), ``iou_threshold``, ``class_filter``, ``max_detections``, ``class_a
 image (a list for a list): ``inference_id``, ``time`` (seconds), ``image {width, height}`` and
 ``predictions`` with box centres ``x, y``, ``width``, ``height`` in pixels, ``confidence``, ``class``,
 ``class_id`` and ``detection_id``. ``numpy`` values are base64 of a pickled or ``.npy`` BGR array;
-pickles are read by an unpickler that admits numpy's array reconstruction and nothing else.
+pickles are read by :mod:`visionserve.api.wire.numpy_pickle`, which admits numpy arrays and nothing else.
 
 The registry routes answer ``{"models": [{model_id, task_type, batch_size, input_height,
 input_width}]}``, listing loaded models. Errors are ``{"message": "..."}``. Pure functions and
@@ -17,8 +17,6 @@ pydantic schemas only.
 from __future__ import annotations
 
 import base64
-import io
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,6 +34,7 @@ from visionserve.api.wire.common import (
     describe_validation_error,
 )
 from visionserve.api.wire.npy import MAGIC, load_npy
+from visionserve.api.wire.numpy_pickle import load_pickled_array
 from visionserve.core.detections import Detections
 from visionserve.core.nms import class_aware_nms
 from visionserve.errors import ImageDecodeError, InvalidParameterError, WrongTaskError
@@ -54,18 +53,6 @@ TASK_TYPES = {
 }
 #: The mask formats of ``response_mask_format``.
 MaskFormatName = Literal["polygon", "rle"]
-#: The only globals a pickled image may name: numpy's own array reconstruction.
-_PICKLE_GLOBALS = frozenset(
-    {
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }
-)
 
 
 class ImageType(StrEnum):
@@ -193,21 +180,9 @@ class ParsedRequest(Generic[R]):
     batched: bool
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _PICKLE_GLOBALS:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a numpy image")
-        return super().find_class(module, name)
-
-
 def _numpy_image(value: Any, where: str) -> ImageInput:
     data = decode_base64(where, value)
-    try:
-        array = load_npy(data, where) if data.startswith(MAGIC) else _ArrayUnpickler(io.BytesIO(data)).load()
-    except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError, IndexError) as exc:
-        raise InvalidParameterError(f"{where}: not a pickled or .npy numpy array: {exc}") from None
-    if not isinstance(array, np.ndarray):
-        raise InvalidParameterError(f"{where}: the numpy value is not an array")
+    array = load_npy(data, where) if data.startswith(MAGIC) else load_pickled_array(data, where)
     return as_bgr_image(where, array, ColorOrder.BGR)
 
 
