@@ -6,7 +6,6 @@ these objects in its lifespan (see :func:`visionserve.api.app.create_app`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -16,7 +15,6 @@ from starlette.datastructures import UploadFile
 from visionserve.api.metrics import Metrics
 from visionserve.core.images import check_content_type
 from visionserve.errors import InvalidParameterError, ShuttingDownError
-from visionserve.serving.pixel_budget import PixelHold
 from visionserve.serving.service import DetectionService
 from visionserve.settings import Settings
 
@@ -43,18 +41,7 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-async def pixel_hold() -> AsyncIterator[PixelHold]:
-    """The decoded-pixel reservations of one request, released once its answer is built (for
-    routes that keep decoded images past :meth:`DetectionService.detect`: annotated answers, crops)."""
-    hold = PixelHold()
-    try:
-        yield hold
-    finally:
-        hold.release()
-
-
 ServiceDep = Annotated[DetectionService, Depends(get_service)]
-PixelHoldDep = Annotated[PixelHold, Depends(pixel_hold)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 

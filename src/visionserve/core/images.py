@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from visionserve.core.image_headers import quick_header
 from visionserve.errors import ImageDecodeError, ImageTooLargeError, UnsupportedMediaTypeError
 from visionserve.types import BGRImage
 
@@ -69,6 +70,19 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeade
     """
     if not data:
         raise ImageDecodeError("empty image: no bytes received")
+    quick = quick_header(data)
+    fmt, width, height, orientation = quick if quick is not None else _pillow_header(data)
+    if fmt not in SUPPORTED_FORMATS:
+        raise ImageDecodeError(f"unsupported image format {fmt or 'unknown'}: send JPEG, PNG, WebP, BMP or TIFF")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    return ImageHeader(fmt, width, height)
+
+
+def _pillow_header(data: bytes) -> tuple[str, int, int, int]:
+    """Format, stored size and EXIF orientation as Pillow reads them (any format it knows)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -80,13 +94,7 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeade
         raise ImageTooLargeError(f"image too large: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError("cannot decode image: not a JPEG, PNG, WebP, BMP or TIFF file") from exc
-    if fmt not in SUPPORTED_FORMATS:
-        raise ImageDecodeError(f"unsupported image format {fmt or 'unknown'}: send JPEG, PNG, WebP, BMP or TIFF")
-    if width * height > max_pixels:
-        raise ImageTooLargeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
-    if orientation in _TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
-    return ImageHeader(fmt, width, height)
+    return fmt, width, height, orientation
 
 
 def reduction_factor(header: ImageHeader, min_width: int, min_height: int) -> int:

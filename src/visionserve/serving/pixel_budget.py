@@ -150,7 +150,8 @@ class PixelBudget:
 @dataclass
 class PixelHold:
     """The reservations of one request, released together by :meth:`release` (when its images
-    are no longer needed: the answer has been built)."""
+    are no longer needed: the answer has been built), or on leaving a ``with PixelHold() as hold:``
+    block around the request's work."""
 
     reservations: list[PixelReservation] = field(default_factory=list)
 
@@ -162,3 +163,9 @@ class PixelHold:
         for reservation in self.reservations:
             reservation.release()
         self.reservations.clear()
+
+    def __enter__(self) -> PixelHold:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

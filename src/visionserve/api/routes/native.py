@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from visionserve.api.deps import PixelHoldDep, ServiceDep, read_images
+from visionserve.api.deps import ServiceDep, read_images
 from visionserve.api.metrics import tag_model
 from visionserve.api.wire import native
 from visionserve.serving.pixel_budget import PixelHold
@@ -34,11 +34,8 @@ _DOC_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def predict(
-    request: Request, service: DetectionService, model: str | None, hold: PixelHold, boxes_only: bool
-) -> Response:
-    """Parse, predict, render; shared by the four routes (``boxes_only``: the detect routes). The
-    decoded images' pixel reservation is held (``hold``) until the answer is built."""
+async def predict(request: Request, service: DetectionService, model: str | None, boxes_only: bool) -> Response:
+    """Parse, predict, render; shared by the four routes (``boxes_only``: the detect routes)."""
     name = service.resolve_name(model)
     tag_model(request, name)
     spec = service.spec(name)
@@ -51,30 +48,31 @@ async def predict(
     labels = service.labels(name)
     as_image = native.wants_image(params, request.headers.get("accept"), len(upload.images))
     options = native.predict_options(params, labels)
-    results = await service.detect(name, upload.images, options, full_size=as_image, hold=hold)
-    if as_image:
-        jpeg = await run_in_threadpool(native.render_annotated, results[0], labels, params.render)
-        return Response(jpeg, media_type=native.JPEG_MEDIA_TYPE)
+    with PixelHold() as hold:  # the decoded images' pixels stay reserved until the answer is built
+        results = await service.detect(name, upload.images, options, full_size=as_image, hold=hold)
+        if as_image:
+            jpeg = await run_in_threadpool(native.render_annotated, results[0], labels, params.render)
+            return Response(jpeg, media_type=native.JPEG_MEDIA_TYPE)
     render_json = functools.partial(native.render_predictions, results, labels, spec.task, params.mask_format)
     heavy = native.encodes_masks(results, params)
     return JSONResponse(await run_in_threadpool(render_json) if heavy else render_json())
 
 
 @router.post("/v1/predict", responses=_DOC_RESPONSES, summary="Predict with the default model (any task)")
-async def predict_default(request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
-    return await predict(request, service, None, hold, boxes_only=False)
+async def predict_default(request: Request, service: ServiceDep) -> Response:
+    return await predict(request, service, None, boxes_only=False)
 
 
 @router.post("/v1/models/{name}/predict", responses=_DOC_RESPONSES, summary="Predict with a model (any task)")
-async def predict_with(name: str, request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
-    return await predict(request, service, name, hold, boxes_only=False)
+async def predict_with(name: str, request: Request, service: ServiceDep) -> Response:
+    return await predict(request, service, name, boxes_only=False)
 
 
 @router.post("/v1/detect", responses=_DOC_RESPONSES, summary="Detect objects with the default model")
-async def detect_default(request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
-    return await predict(request, service, None, hold, boxes_only=True)
+async def detect_default(request: Request, service: ServiceDep) -> Response:
+    return await predict(request, service, None, boxes_only=True)
 
 
 @router.post("/v1/models/{name}/detect", responses=_DOC_RESPONSES, summary="Detect objects with a model")
-async def detect_with(name: str, request: Request, service: ServiceDep, hold: PixelHoldDep) -> Response:
-    return await predict(request, service, name, hold, boxes_only=True)
+async def detect_with(name: str, request: Request, service: ServiceDep) -> Response:
+    return await predict(request, service, name, boxes_only=True)

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from visionserve.api.auth import BodyKeyRealm
-from visionserve.api.deps import PixelHoldDep, ServiceDep, SettingsDep
+from visionserve.api.deps import ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import roboflow as rf
@@ -139,57 +139,57 @@ def _timing(result: ImageResult) -> tuple[tuple[int, int], float]:
 
 
 @router.post("/infer/object_detection", summary="Roboflow: object detection")
-async def infer(request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep) -> Response:
-    answered = await _run(request, service, settings, hold, rf.ObjectDetectionRequest, "object_detection")
-    documents = []
-    for result in answered.results:
-        found = _boxes(answered, result)
-        picture = await _picture(answered, result, found)
-        answer = rf.render_object_detection(found, answered.labels, *_timing(result), picture)
-        documents.append(answer.model_dump(mode="json"))
-    return _respond(answered, documents)
+async def infer(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    with PixelHold() as hold:
+        answered = await _run(request, service, settings, hold, rf.ObjectDetectionRequest, "object_detection")
+        documents = []
+        for result in answered.results:
+            found = _boxes(answered, result)
+            picture = await _picture(answered, result, found)
+            answer = rf.render_object_detection(found, answered.labels, *_timing(result), picture)
+            documents.append(answer.model_dump(mode="json"))
+        return _respond(answered, documents)
 
 
 @router.post("/infer/instance_segmentation", summary="Roboflow: instance segmentation")
-async def infer_segmentation(
-    request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep
-) -> Response:
-    answered = await _run(request, service, settings, hold, rf.InstanceSegmentationRequest, "instance_segmentation")
-    mask_format = answered.parsed.request.response_mask_format
-    documents = []
-    for result in answered.results:
-        found = _boxes(answered, result)
-        picture = await _picture(answered, result, found)
-        answer = rft.render_instance_segmentation(found, answered.labels, *_timing(result), mask_format, picture)
-        documents.append(answer.model_dump(mode="json"))
-    return _respond(answered, documents)
+async def infer_segmentation(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    with PixelHold() as hold:
+        answered = await _run(request, service, settings, hold, rf.InstanceSegmentationRequest, "instance_segmentation")
+        mask_format = answered.parsed.request.response_mask_format
+        documents = []
+        for result in answered.results:
+            found = _boxes(answered, result)
+            picture = await _picture(answered, result, found)
+            answer = rft.render_instance_segmentation(found, answered.labels, *_timing(result), mask_format, picture)
+            documents.append(answer.model_dump(mode="json"))
+        return _respond(answered, documents)
 
 
 @router.post("/infer/keypoints_detection", summary="Roboflow: keypoint detection")
-async def infer_keypoints(request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep) -> Response:
-    answered = await _run(request, service, settings, hold, rf.KeypointsDetectionRequest, "keypoints_detection")
-    threshold = answered.parsed.request.keypoint_confidence
-    documents = []
-    for result in answered.results:
-        found = _boxes(answered, result)
-        picture = await _picture(answered, result, found)
-        answer = rft.render_keypoints_detection(found, answered.labels, *_timing(result), threshold, picture)
-        documents.append(answer.model_dump(mode="json"))
-    return _respond(answered, documents)
+async def infer_keypoints(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    with PixelHold() as hold:
+        answered = await _run(request, service, settings, hold, rf.KeypointsDetectionRequest, "keypoints_detection")
+        threshold = answered.parsed.request.keypoint_confidence
+        documents = []
+        for result in answered.results:
+            found = _boxes(answered, result)
+            picture = await _picture(answered, result, found)
+            answer = rft.render_keypoints_detection(found, answered.labels, *_timing(result), threshold, picture)
+            documents.append(answer.model_dump(mode="json"))
+        return _respond(answered, documents)
 
 
 @router.post("/infer/classification", summary="Roboflow: classification")
-async def infer_classification(
-    request: Request, service: ServiceDep, settings: SettingsDep, hold: PixelHoldDep
-) -> Response:
-    answered = await _run(request, service, settings, hold, rf.ClassificationRequest, "classification")
-    documents = []
-    for result in answered.results:
-        classes = classes_of(result.prediction, result.model)
-        picture = await _picture(answered, result, classes)
-        answer = rft.render_classification(classes, answered.labels, *_timing(result), picture)
-        documents.append(answer.model_dump(mode="json"))
-    return _respond(answered, documents)
+async def infer_classification(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    with PixelHold() as hold:
+        answered = await _run(request, service, settings, hold, rf.ClassificationRequest, "classification")
+        documents = []
+        for result in answered.results:
+            classes = classes_of(result.prediction, result.model)
+            picture = await _picture(answered, result, classes)
+            answer = rft.render_classification(classes, answered.labels, *_timing(result), picture)
+            documents.append(answer.model_dump(mode="json"))
+        return _respond(answered, documents)
 
 
 def _description(status: ModelStatus) -> rf.ModelDescription:

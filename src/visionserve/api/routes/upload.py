@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from visionserve.api.deps import PixelHoldDep, ServiceDep, read_images
+from visionserve.api.deps import ServiceDep, read_images
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, protocol_route
 from visionserve.api.uploads import UploadStore
@@ -22,6 +22,7 @@ from visionserve.api.wire import upload
 from visionserve.core.detections import Detections
 from visionserve.errors import InferenceError, JobNotFoundError
 from visionserve.render.annotators import crops
+from visionserve.serving.pixel_budget import PixelHold
 from visionserve.types import BGRImage
 
 _JPEG_QUALITY = 90
@@ -52,14 +53,15 @@ def _save_crops(store: UploadStore, task_id: str, image: BGRImage, found: Detect
 
 
 @router.post("/upload", summary="Upload a photo: boxes, scores and links to each crop")
-async def upload_photo(request: Request, service: ServiceDep, hold: PixelHoldDep, model: str | None = None) -> Response:
+async def upload_photo(request: Request, service: ServiceDep, model: str | None = None) -> Response:
     photo = await read_images(request, upload.FILE_FIELD)
     name = service.resolve_name(model)
     tag_model(request, name)
-    (result,) = await service.detect(name, photo.images[:1], full_size=True, hold=hold)
-    found = result.detections.sorted_by_confidence()
-    task_id = upload.new_task_id()
-    await run_in_threadpool(_save_crops, _store(request), task_id, result.image, found)
+    with PixelHold() as hold:
+        (result,) = await service.detect(name, photo.images[:1], full_size=True, hold=hold)
+        found = result.detections.sorted_by_confidence()
+        task_id = upload.new_task_id()
+        await run_in_threadpool(_save_crops, _store(request), task_id, result.image, found)
 
     def crop_url(index: int) -> str:
         return str(request.url_for("upload_crop", task_id=task_id, name=upload.crop_name(index)))
