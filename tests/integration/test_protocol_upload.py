@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from tests.conftest import encode, photo
 from tests.integration.conftest import ServerProcess
-from tests.integration.protocol_servers import CRASHY_MODEL, YOLO_BOXES, YOLO_MODEL, data_dir, protocol_server
+from tests.integration.protocol_servers import (
+    CLS_MODEL,
+    CRASHY_MODEL,
+    YOLO_BOXES,
+    YOLO_MODEL,
+    data_dir,
+    protocol_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +96,9 @@ def test_upload_dir_is_configurable(tmp_path_factory: pytest.TempPathFactory) ->
     tasks = [upload(server, encode(photo("coffee"))).json()["task_id"] for _ in range(3)]
     assert {p.name for p in folder.iterdir()} <= set(tasks[1:]) and (folder / tasks[2]).is_dir()
     assert httpx.get(f"{server.url}/upload/{tasks[0]}/0.jpg", timeout=10).status_code == 404
+
+
+def test_a_classifier_is_refused_before_the_photo_is_read(server: ServerProcess) -> None:
+    # Junk bytes: read and decoded first, they would be a 400; the task check comes before the body.
+    answer = upload(server, b"not a photo", f"?model={CLS_MODEL}")
+    assert answer.status_code == 422 and "classifies images" in answer.json()["error"]

@@ -19,6 +19,7 @@ from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, protocol_route
 from visionserve.api.uploads import UploadStore
 from visionserve.api.wire import upload
+from visionserve.api.wire.native import check_gives_boxes
 from visionserve.core.detections import Detections
 from visionserve.errors import InferenceError, JobNotFoundError
 from visionserve.render.annotators import crops
@@ -54,9 +55,10 @@ def _save_crops(store: UploadStore, task_id: str, image: BGRImage, found: Detect
 
 @router.post("/upload", summary="Upload a photo: boxes, scores and links to each crop")
 async def upload_photo(request: Request, service: ServiceDep, model: str | None = None) -> Response:
-    photo = await read_images(request, upload.FILE_FIELD)
     name = service.resolve_name(model)
     tag_model(request, name)
+    check_gives_boxes(service.spec(name))  # crops need boxes: refuse a classifier before reading the photo
+    photo = await read_images(request, upload.FILE_FIELD)
     with PixelHold() as hold:
         (result,) = await service.detect(name, photo.images[:1], full_size=True, hold=hold)
         found = result.detections.sorted_by_confidence()
