@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from visionserve.api.wire.triton_config import instance_groups, model_config
 from visionserve.api.wire.triton_stats import statistics_response
 from visionserve.models.spec import ModelSpec, spec_from_mapping

@@ -53,7 +53,9 @@ def _tensor(name: str, datatype: Datatype, shape: list[int]) -> dict[str, Any]:
 def config_inputs() -> list[dict[str, Any]]:
     """The ``input`` list: the one BYTES ``image`` input."""
     image = _tensor(INPUT_NAME, Datatype.BYTES, [-1])
-    return [{**image, "format": "FORMAT_NONE", "is_shape_tensor": False, "allow_ragged_batch": False, "optional": False}]
+    return [
+        {**image, "format": "FORMAT_NONE", "is_shape_tensor": False, "allow_ragged_batch": False, "optional": False}
+    ]
 
 
 def config_outputs(task: Task) -> list[dict[str, Any]]:
