@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
 import pytest
+from tests.unit.test_serving_service import jpeg, network_spec, service_with
 
 from visionserve.api.wire.triton_config import instance_groups, model_config
 from visionserve.api.wire.triton_stats import statistics_response
+from visionserve.batching.batcher import Priority
+from visionserve.errors import ImageDecodeError, ModelNotFoundError
 from visionserve.models.spec import ModelSpec, spec_from_mapping
 from visionserve.serving.model_stats import (
     ComputeTimes,
@@ -173,3 +177,25 @@ def test_statistics_document_is_in_tritons_shape() -> None:
             "compute_output": {"count": 1, "ns": 6},
         }
     ]
+
+
+def test_the_service_counts_every_call_whatever_its_priority() -> None:
+    async def scenario() -> None:
+        service, _ = service_with(network_spec("net", instances=1))
+        await service.start(wait=True)
+        await service.detect("net", [jpeg(320, 320), jpeg(200, 100), jpeg(64, 64)])  # one call, one pass
+        await service.detect("net", [jpeg(320, 320)], priority=Priority.LOW)  # a job item
+        with pytest.raises(ImageDecodeError):
+            await service.detect("net", [b"not an image"])
+        with pytest.raises(ModelNotFoundError):
+            await service.detect("nope", [jpeg(64, 64)])  # no such model: counted nowhere
+        snap = service.stats.snapshot("net")
+        assert snap.inference_count == 4 and snap.execution_count == 2
+        assert snap.success.count == 2 and snap.fail.count == 1 and snap.queue.count == 2
+        assert snap.compute_infer == Duration(2, 2_000_000)  # the fake pass takes 1 ms
+        assert [(b.batch_size, b.compute_infer.count) for b in snap.batches] == [(1, 1), (3, 1)]
+        assert snap.success.ns >= snap.compute_infer.ns and snap.last_inference_ms > 0
+        assert service.stats.snapshot("nope") == StatsSnapshot()
+        await service.close()
+
+    asyncio.run(scenario())
