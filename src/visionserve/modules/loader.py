@@ -34,6 +34,8 @@ from typing import Any
 
 from visionserve.errors import ModelLoadError
 
+#: The package under which modules are loaded (``visionserve_modules.<model name>.main``).
+_ROOT = "visionserve_modules"
 #: Held while a module's file runs or its class is built (``sys.path`` and the working directory
 #: are the process's).
 _BUILDING = threading.Lock()
@@ -49,7 +51,7 @@ def build_module(
     docstring), with ``options`` as keyword arguments and the device ones of :func:`device_arguments`.
     Any failure is a :class:`ModelLoadError` that names the folder."""
     folder = folder.resolve()
-    unique = "visionserve_modules." + re.sub(r"\W", "_", namespace)
+    unique = f"{_ROOT}." + re.sub(r"\W", "_", namespace)
     try:
         with _BUILDING, _inside(folder):
             module = _import(unique, folder, folder / file)
@@ -90,12 +92,11 @@ def _import(unique: str, folder: Path, file: Path) -> ModuleType:
     """Run ``file`` afresh as ``<unique>.main`` (the package ``unique`` searches ``folder``)."""
     for name in [name for name in sys.modules if name == unique or name.startswith(f"{unique}.")]:
         del sys.modules[name]
-    package_spec = importlib.util.spec_from_loader(unique, loader=None, is_package=True)
-    if package_spec is None:
-        raise ModelLoadError(f"cannot make a package for analysis module {folder}")
-    package_spec.submodule_search_locations = [str(folder)]
-    package = importlib.util.module_from_spec(package_spec)
-    sys.modules[unique] = package
+    # ``from . import x`` ends in ``__import__("visionserve_modules.<ns>.x")``, which returns the top
+    # package: it must exist (an empty one, searching nowhere).
+    if _ROOT not in sys.modules:
+        sys.modules[_ROOT] = _package(_ROOT, [])
+    sys.modules[unique] = _package(unique, [str(folder)])
     name = f"{unique}.{file.stem}"
     module_spec = importlib.util.spec_from_file_location(name, file)
     if module_spec is None or module_spec.loader is None:
@@ -104,6 +105,15 @@ def _import(unique: str, folder: Path, file: Path) -> ModuleType:
     sys.modules[name] = module
     module_spec.loader.exec_module(module)
     return module
+
+
+def _package(name: str, locations: list[str]) -> ModuleType:
+    """An empty package ``name`` whose submodules are searched in ``locations``."""
+    spec = importlib.util.spec_from_loader(name, loader=None, is_package=True)
+    if spec is None:
+        raise ModelLoadError(f"cannot make the package {name}")
+    spec.submodule_search_locations = locations
+    return importlib.util.module_from_spec(spec)
 
 
 def _neighbours(folder: Path) -> set[str]:
@@ -134,6 +144,6 @@ def _inside(folder: Path) -> Iterator[None]:
             sys.path.remove(str(folder))
         for name in set(sys.modules) - before:
             module = sys.modules.get(name)
-            if not name.startswith("visionserve_modules.") and module is not None and _inside_folder(module, folder):
+            if not name.startswith(f"{_ROOT}.") and module is not None and _inside_folder(module, folder):
                 del sys.modules[name]
         sys.modules.update(hidden)
