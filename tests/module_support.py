@@ -18,7 +18,7 @@ import numpy as np
 
 from visionserve.types import BGRImage
 
-MAIN = '''
+MAIN = """
 import os
 
 import cv2
@@ -48,9 +48,9 @@ class ColourAnalyser:
             small = len(xs) < colours.SMALL
             found.append([(x, y, w, h), {name: 0.6 if small else 0.9, name + "-ish": 0.5 if small else 0.3}])
         return found
-'''
+"""
 
-COLOURS = '''
+COLOURS = """
 SMALL = 400
 
 
@@ -61,7 +61,7 @@ def parse(text):
             name, b, g, r = line.split()
             table.append((name, (int(b), int(g), int(r))))
     return table
-'''
+"""
 
 WEIGHTS = "red 0 0 255\ngreen 0 200 0\nblue 255 0 0\n"
 

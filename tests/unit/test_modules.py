@@ -110,7 +110,8 @@ def test_relative_imports_bare_imports_and_relative_paths_work_in_the_folder(tmp
 
 
 def test_two_modules_each_get_their_own_neighbour_of_one_name(tmp_path: Path) -> None:
-    main = "import utils\n\nclass M:\n    def inference_by_path(self, path):\n        return [[(0, 0, 1, 1), {utils.N: 1}]]\n"
+    main = "import utils\n\nclass M:\n    def inference_by_path(self, path):\n"
+    main += "        return [[(0, 0, 1, 1), {utils.N: 1}]]\n"
     module_folder(tmp_path, "one", main, utils__py="N = 'one'\n")
     module_folder(tmp_path, "two", main, utils__py="N = 'two'\n")
     repository = ModelRepository.scan(tmp_path)
@@ -148,7 +149,8 @@ def test_a_constructor_without_device_parameters_gets_none_and_options_become_ke
 @pytest.mark.parametrize(
     ("main", "message"),
     [
-        ("class M:\n    def __init__(self):\n        open('missing.bin')\n" + "    def inference_by_path(self, p): pass\n",
+        ("class M:\n    def __init__(self):\n        open('missing.bin')\n"
+         "    def inference_by_path(self, p): pass\n",
          "FileNotFoundError"),
         ("import not_a_module_anywhere\n" + ONE, "ModuleNotFoundError"),
     ],
@@ -231,7 +233,11 @@ def test_answers_become_detections_with_sorted_candidates() -> None:
     found = to_detections(answer, book.id_for, "m")
     assert found.xyxy.tolist() == [[10, 20, 40, 60], [5, 5, 5, 5]]
     assert found.class_id.tolist() == [0, 2] and found.confidence.tolist() == pytest.approx([0.7, 0.1])
-    assert found.candidates is not None and found.candidates.row(0) == [(0, pytest.approx(0.7)), (2, pytest.approx(0.7)), (1, pytest.approx(0.2))]
+    assert found.candidates is not None and found.candidates.row(0) == [
+        (0, pytest.approx(0.7)),
+        (2, pytest.approx(0.7)),
+        (1, pytest.approx(0.2)),
+    ]
     assert found.candidates.class_id[1].tolist() == [2, NO_CLASS, NO_CLASS]
     assert book.as_dict() == {0: "cat", 1: "dog", 2: "fox"}
     assert to_detections([], book.id_for, "m").candidates is None

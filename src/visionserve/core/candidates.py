@@ -45,9 +45,9 @@ class CandidateLabels:
         if ids.ndim != 2 or scores.shape != ids.shape:
             raise ValueError(f"class_id and score must both have shape (N, K), got {ids.shape} and {scores.shape}")
         for name, value in (("class_id", ids), ("score", scores)):
-            value = np.ascontiguousarray(value)
-            value.flags.writeable = False
-            object.__setattr__(self, name, value)
+            frozen: npt.NDArray[Any] = np.ascontiguousarray(value)
+            frozen.flags.writeable = False
+            object.__setattr__(self, name, frozen)
         object.__setattr__(self, "_n", ids.shape[0])
 
     @classmethod

@@ -1,9 +1,10 @@
 """The model repository: a folder with one sub-folder (holding a ``model.yaml``) per model.
 
 A folder with a ``main.py`` and no ``model.yaml`` is an analysis module (see
-:mod:`visionserve.models.module_specs`). The built-in models (:mod:`visionserve.models.builtin`, the default model first) are always present,
-even with no folder at all; a folder that defines a model of the same name replaces the built-in. A
-``model.yaml`` that does not validate does not hide the others: it is listed with its error.
+:mod:`visionserve.models.module_specs`). The built-in models (:mod:`visionserve.models.builtin`, the
+default model first) are always present, even with no folder at all; a folder that defines a model of
+the same name replaces the built-in. A ``model.yaml`` that does not validate does not hide the
+others: it is listed with its error.
 """
 
 from __future__ import annotations
