@@ -235,6 +235,13 @@ class Settings(BaseSettings):
             return tuple(host for host in hosts if host != "")
         return value
 
+    @field_validator("models", "data_dir", "upload_dir", "video_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Fixed at start: an analysis module changes the working directory while it loads
+        # (visionserve.modules.loader), and no folder of the server may move with it.
+        return None if value is None else value.absolute()
+
     @field_validator("preload", mode="before")
     @classmethod
     def _normalise_preload(cls, value: Any) -> Any:

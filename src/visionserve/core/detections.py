@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from visionserve.core.candidates import CandidateLabels
 from visionserve.core.masks import InstanceMasks, MaskPatch
 from visionserve.types import FloatArray, IntArray
 
@@ -30,6 +31,8 @@ class Detections:
             in the same pixels as the boxes); :meth:`mask_patch` rasterises one.
         keypoints: optional ``(N, K, 3) float32`` keypoints as ``x, y, score`` in the boxes' pixels.
         tracker_id: optional ``(N,) int32`` track ids.
+        candidates: optional :class:`CandidateLabels`, every label proposed for each box with its
+            score (analysis modules); ``class_id`` and ``confidence`` hold the best of them.
 
     Construction validates shapes and raises ``ValueError`` naming the wrong one. The arrays are
     read-only; methods that filter or transform return a new value.
@@ -41,6 +44,7 @@ class Detections:
     masks: InstanceMasks | None = None
     keypoints: FloatArray | None = None
     tracker_id: IntArray | None = None
+    candidates: CandidateLabels | None = None
     _n: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +65,8 @@ class Detections:
             object.__setattr__(self, name, None if value is None else _frozen(value))
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"masks must have {n} instances, got {len(self.masks)}")
+        if self.candidates is not None and len(self.candidates) != n:
+            raise ValueError(f"candidates must have {n} rows, got {len(self.candidates)}")
         object.__setattr__(self, "_n", n)
 
     @staticmethod
@@ -100,6 +106,7 @@ class Detections:
             masks=None if self.masks is None else self.masks[index],
             keypoints=pick(self.keypoints),
             tracker_id=pick(self.tracker_id),
+            candidates=None if self.candidates is None else self.candidates[index],
         )
 
     def sorted_by_confidence(self) -> Detections:
@@ -136,6 +143,7 @@ class Detections:
             masks=masks,
             keypoints=keypoints,
             tracker_id=self.tracker_id,
+            candidates=self.candidates,
         )
 
     def mask_patch(self, index: int, height: int, width: int) -> MaskPatch:

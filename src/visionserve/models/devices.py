@@ -12,8 +12,12 @@ def spec_on_device(spec: ModelSpec, device: str) -> ModelSpec:
 
     CUDA: ONNX Runtime gets the CUDA execution provider first on GPU ``N`` (the CPU provider only takes the
     nodes CUDA cannot run; a CUDA provider that fails to start is an error, not a CPU fall-back), and
-    OpenCV DNN the CUDA backend and target on GPU ``N``. ``cpu`` and plugins leave the spec as it is.
+    OpenCV DNN the CUDA backend and target on GPU ``N``. ``cpu`` and plugins leave the spec as it is;
+    an analysis module gets ``devices: [device]``, which its constructor is told (see
+    :func:`visionserve.modules.loader.device_arguments`).
     """
+    if spec.backend is BackendKind.MODULE:
+        return spec.model_copy(update={"devices": (device,)})
     if not device.startswith("cuda") or spec.backend is BackendKind.PLUGIN:
         return spec
     index = int(device.partition(":")[2] or 0)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
-from visionserve.errors import ModelSpecError
+from visionserve.errors import InferenceError, ModelSpecError
 
 
 class Labels:
@@ -61,6 +62,44 @@ class Labels:
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+class LabelBook(Labels):
+    """Labels that grow, for models that answer label names rather than ids (analysis modules).
+
+    The declared names keep their ids; a name the model answers that is not among them gets the next
+    free id (one more than the largest), in order of first appearance. An id once given never
+    changes. Safe to share between threads: every addition replaces the maps, so that readers see
+    one complete map or the next. At most ``limit`` names, so that a model answering ever new names
+    cannot grow the book without bound (:class:`InferenceError` past it).
+    """
+
+    __slots__ = ("_ids", "_limit", "_lock")
+
+    def __init__(self, declared: Labels, limit: int = 10_000) -> None:
+        super().__init__(declared.as_dict(), declared.keypoints, declared.skeleton)
+        # The lowest id wins when the declared map names one label twice.
+        self._ids = {name: i for i, name in sorted(self._names.items(), reverse=True)}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def id_for(self, name: str) -> int:
+        """The id of ``name`` (exact spelling), given now when it is new."""
+        known = self._ids.get(name)
+        if known is not None:
+            return known
+        with self._lock:
+            known = self._ids.get(name)
+            if known is not None:
+                return known
+            if len(self._names) >= self._limit:
+                raise InferenceError(
+                    f"the model answered more than {self._limit} different labels; declare them (labels.txt)"
+                )
+            new = self.num_classes
+            self._names = {**self._names, new: name}
+            self._ids = {**self._ids, name: new}
+            return new
 
 
 def read_labels_file(path: Path) -> Labels:

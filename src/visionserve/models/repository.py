@@ -1,8 +1,10 @@
 """The model repository: a folder with one sub-folder (holding a ``model.yaml``) per model.
 
-The built-in models (:mod:`visionserve.models.builtin`, the default model first) are always present,
-even with no folder at all; a folder that defines a model of the same name replaces the built-in. A
-``model.yaml`` that does not validate does not hide the others: it is listed with its error.
+A folder with a ``main.py`` and no ``model.yaml`` is an analysis module (see
+:mod:`visionserve.models.module_specs`). The built-in models (:mod:`visionserve.models.builtin`, the
+default model first) are always present, even with no folder at all; a folder that defines a model of
+the same name replaces the built-in. A ``model.yaml`` that does not validate does not hide the
+others: it is listed with its error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from visionserve.errors import ModelNotFoundError, ModelSpecError
 from visionserve.models.builtin import builtin_specs
 from visionserve.models.default import DEFAULT_MODEL_NAME
+from visionserve.models.module_specs import folder_spec, is_module_folder
 from visionserve.models.spec import SPEC_FILENAME, ModelSpec, load_spec
 
 #: Suffixes of model files that can be served without a ``model.yaml``.
@@ -33,6 +36,16 @@ def unknown_model(name: str, known: Sequence[str]) -> ModelNotFoundError:
     if len(known) > LISTED_NAMES:
         listed += f" and {len(known) - LISTED_NAMES} more (GET /v1/models lists them all)"
     return ModelNotFoundError(f"unknown model {shown!r}; available: {listed}")
+
+
+def _model_folders(root: Path) -> list[Path]:
+    """The folders of ``root`` that hold a model: a ``model.yaml``, or a ``main.py`` (an analysis
+    module, see :mod:`visionserve.models.module_specs`), sorted by name."""
+    return sorted(
+        folder
+        for folder in root.iterdir()
+        if folder.is_dir() and ((folder / SPEC_FILENAME).is_file() or is_module_folder(folder))
+    )
 
 
 @dataclass(frozen=True)
@@ -64,14 +77,14 @@ class ModelRepository:
         if root is not None:
             if not root.is_dir():
                 raise ModelSpecError(f"model repository {root} is not a folder")
-            for path in sorted(root.glob(f"*/{SPEC_FILENAME}")):
+            for folder in _model_folders(root):
                 try:
-                    spec = load_spec(path)
+                    spec = folder_spec(folder)
                 except ModelSpecError as exc:
-                    broken[path.parent.name] = str(exc)
+                    broken[folder.name] = str(exc)
                     continue
                 if spec.name in found:
-                    broken[path.parent.name] = f"{path}: field 'name': {spec.name!r} is already defined"
+                    broken[folder.name] = f"{spec.source}: field 'name': {spec.name!r} is already defined"
                     continue
                 found.add(spec.name)
                 specs[spec.name] = spec
@@ -101,8 +114,8 @@ class ModelRepository:
         if name_or_path in self.specs or name_or_path in self.broken:
             return self.get(name_or_path)
         path = Path(name_or_path)
-        if path.is_dir() and (path / SPEC_FILENAME).is_file():
-            return load_spec(path / SPEC_FILENAME)
+        if path.is_dir() and ((path / SPEC_FILENAME).is_file() or is_module_folder(path)):
+            return folder_spec(path)
         if path.is_file() and path.suffix in {".yaml", ".yml"}:
             return load_spec(path)
         if path.is_file() and path.suffix.lower() in BARE_MODEL_SUFFIXES:

@@ -45,6 +45,15 @@ class BackendKind(StrEnum):
     ONNXRUNTIME = "onnxruntime"
     LITERT = "litert"
     PLUGIN = "plugin"
+    MODULE = "module"  # an analysis module folder: main.py with inference_by_path (visionserve.modules)
+
+
+class ModuleImageFormat(StrEnum):
+    """The file format of the picture an analysis module is given (lossless by default)."""
+
+    PNG = "png"
+    JPG = "jpg"
+    BMP = "bmp"
 
 
 class OutputLayout(StrEnum):
@@ -188,6 +197,18 @@ class BatchingSpec(_Strict):
     queue_size: Annotated[int, Field(gt=0)] = 64
 
 
+class ModuleSection(_Strict):
+    """An analysis module (``backend: module``): the class in ``file`` (relative to the model's
+    folder) answering ``inference_by_path(path)``; without ``class``, the only such class there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    class_name: str | None = Field(default=None, alias="class", pattern=r"^[A-Za-z_]\w*$")
+    file: str = Field(default="main.py", pattern=r"^[A-Za-z0-9_][\w.-]*\.py$")
+    #: The format of the temporary picture file handed to ``inference_by_path``.
+    image_format: ModuleImageFormat = ModuleImageFormat.PNG
+
+
 class ModelSpec(_Strict):
     """A validated model description. ``root`` is the folder that relative file paths start from."""
 
@@ -209,6 +230,7 @@ class ModelSpec(_Strict):
     #: (``cpu`` or ``cuda:N``); empty means what ``runtime`` says (the CPU by default).
     devices: tuple[Annotated[str, Field(pattern=r"^(cpu|cuda:\d+)$")], ...] = ()
     plugin: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    module: ModuleSection | None = None
     options: dict[str, Any] = Field(default_factory=dict)  # free-form, passed to plugins
     root: Path = Path()
 
@@ -219,6 +241,12 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_backend_fields(self) -> ModelSpec:
+        if self.module is not None and self.backend is not BackendKind.MODULE:
+            raise ValueError(f"'module' is for backend 'module', not {self.backend.value!r}")
+        if self.backend is BackendKind.MODULE:
+            if self.module is None:
+                object.__setattr__(self, "module", ModuleSection())
+            return self
         if self.backend is BackendKind.PLUGIN:
             if self.plugin is None:
                 raise ValueError("backend 'plugin' needs 'plugin: package.module:ClassName'")
@@ -250,7 +278,9 @@ class ModelSpec(_Strict):
     def _classify_keeps_low_scores(self) -> ModelSpec:
         # A classifier lists its top-k classes whatever their score unless its thresholds name a conf
         # (``thresholds: {top_k: 3}`` alone must not bring in the detectors' default conf).
-        if self.task is Task.CLASSIFY and "conf" not in self.thresholds.model_fields_set:
+        # An analysis module filters its own answers: they are kept as they come unless a conf is named.
+        keeps_all = self.task is Task.CLASSIFY or self.backend is BackendKind.MODULE
+        if keeps_all and "conf" not in self.thresholds.model_fields_set:
             object.__setattr__(self, "thresholds", self.thresholds.model_copy(update={"conf": 0.0}))
         return self
 

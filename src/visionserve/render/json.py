@@ -7,9 +7,10 @@ Built on :mod:`visionserve.render.rows` (sorting and labelling happen there). A 
      "box": {"x1": 12.5, "y1": 30.1, "x2": 260.0, "y2": 510.2},
      "polygons": [[[x, y], ...], ...],                 # masks, mask_format=polygon (one per part)
      "rle": {"size": [H, W], "counts": "..."},         # masks, mask_format=rle (COCO compressed)
-     "keypoints": [{"name": "nose", "x": 1.0, "y": 2.0, "score": 0.9}, ...]}   # pose models
+     "keypoints": [{"name": "nose", "x": 1.0, "y": 2.0, "score": 0.9}, ...],  # pose models
+     "candidates": [{"label": "person", "class_id": 0, "score": 0.93}, ...]}   # analysis modules
 
-(``polygons``, ``rle`` and ``keypoints`` only when the model gives them and the format asks for
+(``polygons``, ``rle``, ``keypoints`` and ``candidates`` only when the model gives them and the format asks for
 them). A classification becomes ``{"classes": [{"label", "class_id", "score"}, ...]}``, highest
 score first. Coordinates are in source-image pixels.
 """
@@ -54,6 +55,10 @@ def box_row_json(row: BoxRow) -> dict[str, Any]:
         ]
     if row.tracker_id is not None:
         item["tracker_id"] = row.tracker_id
+    if row.candidates is not None:
+        item["candidates"] = [
+            {"label": c.label, "class_id": c.class_id, "score": round(c.score, SCORE_DECIMALS)} for c in row.candidates
+        ]
     return item
 
 

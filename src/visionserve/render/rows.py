@@ -25,9 +25,19 @@ class KeypointRow:
 
 
 @dataclass(frozen=True)
+class CandidateRow:
+    """One candidate label of a detection, with its score."""
+
+    label: str
+    class_id: int
+    score: float
+
+
+@dataclass(frozen=True)
 class BoxRow:
     """One detection: box ``(x1, y1, x2, y2)`` in source pixels; ``polygons`` or ``rle`` when the
-    model gives masks and that format was asked for; ``keypoints`` for pose models."""
+    model gives masks and that format was asked for; ``keypoints`` for pose models; ``candidates``
+    (every label proposed for the box, highest score first) for analysis modules."""
 
     label: str
     class_id: int
@@ -37,6 +47,7 @@ class BoxRow:
     rle: dict[str, Any] | None = None
     keypoints: tuple[KeypointRow, ...] | None = None
     tracker_id: int | None = None
+    candidates: tuple[CandidateRow, ...] | None = None
 
     @property
     def width(self) -> float:
@@ -85,8 +96,16 @@ def box_rows(
             )
         track = None if ordered.tracker_id is None else int(ordered.tracker_id[i])
         score = float(ordered.confidence[i])
-        rows.append(BoxRow(labels.name(class_id), class_id, score, (x1, y1, x2, y2), shapes, encoded, points, track))
+        box = (x1, y1, x2, y2)
+        proposed = _candidate_rows(ordered, i, labels)
+        rows.append(BoxRow(labels.name(class_id), class_id, score, box, shapes, encoded, points, track, proposed))
     return rows
+
+
+def _candidate_rows(detections: Detections, index: int, labels: Labels) -> tuple[CandidateRow, ...] | None:
+    if detections.candidates is None:
+        return None
+    return tuple(CandidateRow(labels.name(c), c, s) for c, s in detections.candidates.row(index))
 
 
 def class_rows(classes: Classifications, labels: Labels) -> list[ClassRow]:

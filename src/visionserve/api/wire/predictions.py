@@ -6,7 +6,7 @@ For one image::
 
     {"model": "...", "version": "...", "task": "segment", "width": 640, "height": 480,
      "detections": [{"label", "class_id", "score", "box": {"x1", "y1", "x2", "y2"},
-                     "polygons": [[[x, y], ...], ...]}],          # or "rle", "keypoints"
+                     "polygons": [[[x, y], ...], ...]}],  # or "rle", "keypoints", "candidates"
      "timings": {...}}
 
 a classifier answers ``"classes": [{"label", "class_id", "score"}]`` instead of ``detections``;
@@ -43,6 +43,12 @@ class Rle(_Closed):
     counts: str
 
 
+class Candidate(_Closed):
+    label: str
+    class_id: int
+    score: float
+
+
 class Detection(_Closed):
     label: str
     class_id: int
@@ -54,6 +60,9 @@ class Detection(_Closed):
     rle: Rle | None = Field(None, description="Segment models, mask_format=rle")
     keypoints: list[Keypoint] | None = Field(None, description="Pose models: named points")
     tracker_id: int | None = None
+    candidates: list[Candidate] | None = Field(
+        None, description="Analysis modules: every label proposed for the box, highest score first"
+    )
 
 
 class ClassScore(_Closed):
