@@ -221,16 +221,27 @@ class JobDetail {
       ...(job.errors ?? []).slice(0, 10).map((e) => h("p", { class: "live-error" }, `${e.source ?? e.index}: ${e.error ?? e.message ?? ""}`)),
     ];
     this.summary.replaceChildren(...lines.filter(Boolean));
+    this.actions.replaceChildren(...this.actionsFor(job));
+  }
+
+  // Downloads once the job has ended, a cancel button before.
+  actionsFor(job) {
     const act = (text, fn) => h("button", { type: "button", onclick: () => fn().catch((error) => this.status.fail(error)) }, text);
-    this.actions.replaceChildren(
-      ...(TERMINAL.has(job.state)
-        ? [
-            act("Download JSON", async () => saveBlob(new Blob([JSON.stringify(await allResults(job.id), null, 1)], { type: "application/json" }), `job-${job.id}.json`)),
-            act("Download COCO", async () => saveBlob(await (await api(`${jobPath(job.id)}/results`, { query: { format: "coco" }, raw: true })).blob(), `job-${job.id}-coco.json`)),
-            video?.annotated_url ? act("Download annotated video", async () => saveBlob(await api(video.annotated_url), `job-${job.id}.mp4`)) : null,
-          ]
-        : [act("Cancel job", () => api(jobPath(job.id), { method: "DELETE" }).then(() => this.poller.start()))]),
-    );
+    const path = jobPath(job.id);
+    if (!TERMINAL.has(job.state)) {
+      return [act("Cancel job", () => api(path, { method: "DELETE" }).then(() => this.poller.start()))];
+    }
+    const json = async () => {
+      const document = JSON.stringify(await allResults(job.id), null, 1);
+      saveBlob(new Blob([document], { type: "application/json" }), `job-${job.id}.json`);
+    };
+    const coco = async () => {
+      const response = await api(`${path}/results`, { query: { format: "coco" }, raw: true });
+      saveBlob(await response.blob(), `job-${job.id}-coco.json`);
+    };
+    const video = job.video?.annotated_url;
+    const mp4 = async () => saveBlob(await api(video), `job-${job.id}.mp4`);
+    return [act("Download JSON", json), act("Download COCO", coco), video ? act("Download annotated video", mp4) : null].filter(Boolean);
   }
 
   async showResults(job) {

@@ -17,17 +17,15 @@ export const fmt = {
   box: (b) => (b ? `${Math.round(b.x1)},${Math.round(b.y1)} – ${Math.round(b.x2)},${Math.round(b.y2)}` : ""),
 };
 
-// Fill a <select> with the repository's models (loaded ones first), keeping the current choice;
-// tasks limits the choice (e.g. ["detect", "segment", "pose"]). Answers the models list.
+// Fill a <select> with the repository's models, loaded ones first (the first is chosen unless the
+// current choice is still there); `tasks` limits the choice (e.g. ["detect", "segment", "pose"]).
+// Answers the models list.
 export async function fillModels(select, tasks = null) {
   const { models } = await api("/v1/models");
   const chosen = select.value;
   const usable = models.filter((m) => !tasks || !m.task || tasks.includes(m.task));
   usable.sort((a, b) => Number(b.state === "loaded") - Number(a.state === "loaded") || a.name.localeCompare(b.name));
-  select.replaceChildren(
-    h("option", { value: "" }, "default model"),
-    ...usable.map((m) => h("option", { value: m.name }, `${m.name} (${m.task ?? "?"}, ${m.state})`)),
-  );
+  select.replaceChildren(...usable.map((m) => h("option", { value: m.name }, `${m.name} (${m.task ?? "?"}, ${m.state})`)));
   if (usable.some((m) => m.name === chosen)) select.value = chosen;
   return models;
 }
