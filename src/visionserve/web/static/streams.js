@@ -23,22 +23,22 @@ function loadImage(url) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// The newest frame of a just-created stream (latest.jpg answers 503 until the first frame).
+// The newest frame of a just-created stream, once it has processed one (latest.jpg is a 503 before).
 async function firstFrame(stream) {
-  const url = await streamUrl(stream.id, "latest.jpg");
+  const path = `/v1/streams/${encodeURIComponent(stream.id)}`;
   for (let i = 0; i < SNAPSHOT_TRIES; i += 1) {
-    try {
-      return await loadImage(url);
-    } catch {
-      await sleep(250);
-    }
+    const { state, stats, last_error: error } = await api(path);
+    if (stats.frames_processed > 0) return loadImage(await streamUrl(stream.id, "latest.jpg"));
+    if (state === "ended" || state === "error") throw new Error(`The stream ${state} before its first frame${error ? `: ${error}` : ""}.`);
+    await sleep(250);
   }
-  throw new Error(`stream ${stream.id} gave no frame in ${(SNAPSHOT_TRIES * 250) / 1000} s`);
+  throw new Error(`The stream gave no frame in ${(SNAPSHOT_TRIES * 250) / 1000} s.`);
 }
 
 class StreamList {
-  constructor(onWatch, onChange) {
+  constructor(onWatch, onStop, onChange) {
     this.onWatch = onWatch;
+    this.onStop = onStop;
     this.onChange = onChange;
     this.body = h("tbody");
     this.status = statusLine();
@@ -83,7 +83,10 @@ class StreamList {
         { class: "live-actions" },
         h("button", { type: "button", class: "primary", onclick: () => this.onWatch(stream) }, "Watch"),
         act(paused ? "Resume" : "Pause", () => api(`${base}/${paused ? "resume" : "pause"}`, { method: "POST" })),
-        act("Stop", () => api(base, { method: "DELETE" })),
+        act("Stop", async () => {
+          this.onStop(stream.id);
+          await api(base, { method: "DELETE" });
+        }),
       ),
     );
   }
@@ -269,11 +272,13 @@ class StartForm {
     this.status.show("Taking a snapshot…");
     try {
       const stream = await api("/v1/streams", { method: "POST", body: { ...spec, loop: true } });
+      let image;
       try {
-        this.editor.setImage(await firstFrame(stream));
+        image = await firstFrame(stream);
       } finally {
         await api(`/v1/streams/${encodeURIComponent(stream.id)}`, { method: "DELETE" });
       }
+      this.editor.setImage(image);
       this.status.show("Click on the snapshot to draw zones and lines, then start the stream.");
     } catch (error) {
       this.status.fail(error);
@@ -298,6 +303,7 @@ export const view = {
     const viewer = new Viewer();
     const list = new StreamList(
       (stream) => viewer.open(stream),
+      (id) => viewer.id === id && viewer.close(),
       () => list.refresh(),
     );
     const form = new StartForm(async (stream) => {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +19,8 @@ from tests.integration.conftest import ServerProcess, running_server
 from tests.integration.streams_server import BLOB, write_blob_model
 from tests.streams_support import moving_frames, write_moving_video
 
+#: The API key of the live-view tests' server.
+KEY = "live-views-key"
 #: The generated video's name inside the server's video folder, its size and frames.
 VIDEO = "moving.mp4"
 WIDTH, HEIGHT = 320, 240
@@ -59,3 +62,12 @@ def write_frames(folder: Path, count: int) -> list[Path]:
         cv2.imwrite(str(path), image)
         paths.append(path)
     return paths
+
+
+def sign_in(page: Any, key: str = KEY, view: str = "try") -> None:
+    """Open the page at ``view``, sign in with ``key`` (kept in the tab's sessionStorage) and wait
+    until the view is shown."""
+    page.goto(f"/#{view}")
+    page.locator("#signin-key").fill(key)
+    page.locator("#signin-form button[type=submit]").click()
+    page.locator(f"#view-{view}").wait_for()
