@@ -2,7 +2,7 @@
 
 Nothing is global: the service (which loads the models) is built and started in the lifespan and
 kept in ``app.state.service``; routes reach it through :mod:`visionserve.api.deps`. Middleware,
-outermost first: metrics, catch-all 500, body timeout, API keys, draining, body size limit.
+outermost first: cache headers, metrics, catch-all 500, body timeout, API keys, draining, body size limit.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from visionserve import __version__
-from visionserve.api.auth import ApiKeyMiddleware
+from visionserve.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
 from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
@@ -35,6 +35,7 @@ from visionserve.api.routes import (
 )
 from visionserve.api.streams_wiring import StreamCollector, start_streams, stop_streams, stream_secret, token_check
 from visionserve.api.uploads import UploadStore
+from visionserve.api.web import STATIC_PREFIX, NoStoreMiddleware, install_web
 from visionserve.jobs.service import JobService
 from visionserve.models.repository import ModelRepository
 from visionserve.outbound import OutboundPolicy, Resolver, parse_networks, system_resolver
@@ -125,6 +126,8 @@ def create_app(
     app.add_middleware(
         ApiKeyMiddleware,
         keys=settings.api_keys,
+        public_paths=PUBLIC_PATHS | {"/"},  # the web page shows its sign-in form without a key
+        public_prefixes=(STATIC_PREFIX,),
         realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS),
         max_body_bytes=settings.max_body_bytes,
         token_check=token_check(app.state.stream_secret),
@@ -132,6 +135,7 @@ def create_app(
     app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)  # bounds the key scan's reads too
     app.add_middleware(CatchAllMiddleware, debug=settings.debug)
     app.add_middleware(MetricsMiddleware, metrics=metrics, long_lived=streams.is_long_lived)
+    app.add_middleware(NoStoreMiddleware)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(native.router)
@@ -141,6 +145,7 @@ def create_app(
     for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload):
         app.include_router(protocol.router)
     install_openapi(app)
+    app.state.web_version = install_web(app)
     return app
 
 
