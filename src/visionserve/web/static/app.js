@@ -19,6 +19,9 @@ import { describe, h, notify } from "./ui.js";
 
 const VIEWS = {
   try: "./try.js",
+  webcam: "./webcam.js",
+  streams: "./streams.js",
+  jobs: "./jobs.js",
   models: "./models.js",
 };
 const DEFAULT_VIEW = "try";
@@ -34,7 +37,7 @@ async function mountView(name) {
   if (mounted.has(name)) return mounted.get(name);
   const { view } = await import(VIEWS[name]);
   const heading = h("h2", { id: `view-${name}-title` }, view.title);
-  const section = h("section", { id: `view-${name}`, class: "view", "aria-labelledby": heading.id }, heading);
+  const section = h("section", { id: `view-${name}`, class: "view", "aria-labelledby": heading.id, hidden: true }, heading);
   byId("views").append(section);
   const entry = { section, hooks: view.mount(section) || {} };
   mounted.set(name, entry);
@@ -45,9 +48,9 @@ async function open(name) {
   if (!(name in VIEWS)) name = DEFAULT_VIEW;
   if (current === name) return;
   if (current !== null) {
-    const previous = mounted.get(current);
-    previous.section.hidden = true;
-    if (previous.hooks.hide) previous.hooks.hide();
+    const previous = mounted.get(current); // undefined while its module is still loading
+    if (previous) previous.section.hidden = true;
+    if (previous && previous.hooks.hide) previous.hooks.hide();
   }
   current = name;
   for (const link of document.querySelectorAll("#nav a[data-view]")) {
