@@ -79,6 +79,10 @@ def test_a_video_job_shows_its_tracks(live_page: Any, tmp_path: Path, screenshot
     submit(live_page, "#job-files", str(video))
     gallery = live_page.locator("#job-gallery")
     gallery.get_by_text("Video: 1 tracks").wait_for()
-    assert "person" in gallery.inner_text()
+    assert "#1 person: frames" in gallery.inner_text()
+    frames = live_page.locator("#job-frames tbody tr")
+    assert frames.count() == 20
+    assert "person 0.90" in frames.nth(19).inner_text()
+    assert "frames/s" in live_page.locator("#job-summary").inner_text()
     assert live_page.locator("#job-detail").get_by_role("button", name="Download annotated video").is_visible()
     screenshot(live_page, "jobs-video")

@@ -9,6 +9,7 @@ const LIST_EVERY_MS = 2000;
 const JOB_EVERY_MS = 1000;
 const PAGE = 24;
 const CROPS_SHOWN = 8;
+const FRAMES_SHOWN = 100;
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const jobPath = (id) => `/v1/jobs/${encodeURIComponent(id)}`;
 
@@ -55,6 +56,46 @@ async function allResults(id) {
   }
   const { page, ...rest } = first;
   return { ...rest, items };
+}
+
+// Images per second, or frames per second of a video job.
+function rate(job) {
+  const video = job.video;
+  if (video?.frames_done && job.timings.elapsed_s) return `${fmt.num(video.frames_done / job.timings.elapsed_s, 1)} frames/s`;
+  return `${fmt.num(job.timings.images_per_s, 2)} images/s`;
+}
+
+// A finished video job: its tracks, line and zone counts, and its first frames' detections.
+async function videoPanel(job) {
+  const video = job.video;
+  const counts = video.counts ?? {};
+  const labels = new Map((video.tracks ?? []).map((t) => [t.id, t.label]));
+  const frames = video.frames_url ? (await api(video.frames_url, { query: { limit: FRAMES_SHOWN } })).frames : [];
+  const object = ([track, classId, score]) => `${track >= 0 ? `#${track} ${labels.get(track) ?? ""}` : `class ${classId}`} ${fmt.score(score)}`;
+  const heads = ["frame", "time", "objects"];
+  return h(
+    "article",
+    { class: "live-item live-video-result" },
+    h("h4", {}, `Video: ${(video.tracks ?? []).length} tracks`),
+    h("ul", {}, ...(video.tracks ?? []).slice(0, 50).map((t) => h("li", {}, `#${t.id} ${t.label}: frames ${t.first_frame}–${t.last_frame}`))),
+    h(
+      "ul",
+      {},
+      ...(counts.lines ?? []).map((l) => h("li", {}, `line ${l.name}: ${l.in} in, ${l.out} out`)),
+      ...Object.entries(video.zone_peaks ?? {}).map(([name, peak]) => h("li", {}, `zone ${name}: at most ${peak} inside`)),
+    ),
+    h(
+      "div",
+      { class: "live-scroll" },
+      h(
+        "table",
+        { class: "live-table", id: "job-frames" },
+        h("caption", {}, `The first ${frames.length} processed frames`),
+        h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", {}, t)))),
+        h("tbody", {}, ...frames.map((f) => h("tr", {}, h("td", {}, f.frame), h("td", {}, `${fmt.num(f.time_s, 2)} s`), h("td", {}, f.detections.map(object).join(", "))))),
+      ),
+    ),
+  );
 }
 
 class SubmitForm {
@@ -216,7 +257,7 @@ class JobDetail {
       h("p", { dataset: { state: job.state }, class: `live-state live-state-${job.state}`, id: "job-state" }, job.state),
       h("p", {}, progressBar(p), ` ${p.finished} of ${p.total} finished · ${p.done} done · ${p.failed} failed · ${p.pending} pending`),
       video ? h("p", {}, `video: ${video.frames_done} of ${video.frames_total ?? "?"} frames`) : null,
-      job.timings.images_per_s ? h("p", {}, `${fmt.num(job.timings.elapsed_s, 1)} s · ${fmt.num(job.timings.images_per_s, 2)} images/s`) : null,
+      job.timings.elapsed_s ? h("p", {}, `${fmt.num(job.timings.elapsed_s, 1)} s · ${rate(job)}`) : null,
       job.error ? h("p", { class: "live-error" }, job.error) : null,
       ...(job.errors ?? []).slice(0, 10).map((e) => h("p", { class: "live-error" }, `${e.source ?? e.index}: ${e.error ?? e.message ?? ""}`)),
     ];
@@ -246,26 +287,15 @@ class JobDetail {
 
   async showResults(job) {
     this.blobs.clear();
-    const items = job.results ?? [];
-    const cards = items.map((item) => this.card(item));
+    if (job.video) {
+      this.gallery.replaceChildren(await videoPanel(job));
+      this.pager.replaceChildren();
+      return;
+    }
+    const cards = (job.results ?? []).map((item) => this.card(item));
     this.gallery.replaceChildren(...cards.map((c) => c.node));
-    this.showVideo(job.video);
     this.pager.replaceChildren(...this.pages(job.results_page));
     await Promise.allSettled(cards.map((c) => c.load()));
-  }
-
-  showVideo(video) {
-    if (!video?.tracks) return;
-    const counts = video.counts ?? {};
-    this.gallery.append(
-      h(
-        "div",
-        { class: "live-item" },
-        h("h4", {}, `Video: ${video.tracks.length} tracks`),
-        h("ul", {}, ...video.tracks.slice(0, 50).map((t) => h("li", {}, `#${t.id} ${t.label}: frames ${t.first_frame}–${t.last_frame}`))),
-        h("ul", {}, ...(counts.lines ?? []).map((l) => h("li", {}, `line ${l.name}: ${l.in} in, ${l.out} out`))),
-      ),
-    );
   }
 
   // One result: its annotated image and crops (loaded by load()), detections or classes, error.
