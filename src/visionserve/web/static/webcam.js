@@ -79,7 +79,7 @@ class Webcam {
     this.index = 0;
     this.answered = 0;
     this.status.show("Opening the camera…");
-    this.media = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+    this.media = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: { ideal: "environment" } }, audio: false });
     if (!this.running) return this.release();
     this.video.srcObject = this.media;
     await this.video.play();
