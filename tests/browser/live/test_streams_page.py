@@ -64,6 +64,11 @@ def test_watch_a_stream_frames_arrive_and_events_are_listed(live_page: Any, api:
     assert row.locator("td").nth(3).inner_text() == "running"
     wait_for(lambda: api.get(f"/v1/streams/{stream['id']}").json()["stats"]["viewers"] == 1, what="one MJPEG viewer")
     screenshot(page, "streams-watch")
+    row.get_by_role("button", name="Pause").click()
+    page.locator(f'tr[data-stream="{stream["id"]}"][data-state="paused"]').wait_for()
+    assert api.get(f"/v1/streams/{stream['id']}").json()["state"] == "paused"
+    page.locator(f'tr[data-stream="{stream["id"]}"]').get_by_role("button", name="Resume").click()
+    page.locator(f'tr[data-stream="{stream["id"]}"][data-state="running"]').wait_for()
 
 
 def test_start_with_a_zone_and_a_line_drawn_on_a_snapshot_then_stop(

@@ -68,6 +68,7 @@ class StreamList {
     const act = (text, fn) => h("button", { type: "button", onclick: () => this.act(fn) }, text);
     const base = `/v1/streams/${encodeURIComponent(stream.id)}`;
     const paused = stream.state === "paused";
+    const live = ["starting", "running", "reconnecting"].includes(stream.state);
     return h(
       "tr",
       { dataset: { stream: stream.id, state: stream.state } },
@@ -82,7 +83,7 @@ class StreamList {
         "td",
         { class: "live-actions" },
         h("button", { type: "button", class: "primary", onclick: () => this.onWatch(stream) }, "Watch"),
-        act(paused ? "Resume" : "Pause", () => api(`${base}/${paused ? "resume" : "pause"}`, { method: "POST" })),
+        paused || live ? act(paused ? "Resume" : "Pause", () => api(`${base}/${paused ? "resume" : "pause"}`, { method: "POST" })) : null,
         act("Stop", async () => {
           this.onStop(stream.id);
           await api(base, { method: "DELETE" });
