@@ -100,6 +100,9 @@ def test_a_batch_shows_as_a_gallery(page: Any, photo_jpegs: dict[str, Path], scr
     expect(page.locator("#try-list")).to_contain_text("cup")
     assert (answer(page)["width"], answer(page)["height"]) == (600, 400)
     screenshot(page, "try-batch")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column, nothing wider than the screen
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    screenshot(page, "try-phone")
 
 
 def test_a_classifier_shows_its_top_class(page: Any, photo_jpegs: dict[str, Path], screenshot: Any) -> None:
