@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -22,11 +23,20 @@ _READ_COLUMNS = """([columns, y0, y1]) => {
   });
 }"""
 
+#: A DataTransfer holding one JPEG file given as base64 (what a drop or a paste carries).
+_TRANSFER = """(b64) => {
+  const transfer = new DataTransfer();
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  transfer.items.add(new File([bytes], "given.jpg", { type: "image/jpeg" }));
+  return transfer;
+}"""
+
 
 def upload(page: Any, *files: Path) -> None:
     page.goto("/#try")
     expect(page.locator("#try-model")).to_have_value(re.compile("ssd-mobilenet"))
-    page.set_input_files("#try-file", [str(f) for f in files])
+    if files:
+        page.set_input_files("#try-file", [str(f) for f in files])
 
 
 def answer(page: Any) -> dict[str, Any]:
@@ -135,3 +145,34 @@ def test_models_view_lists_models_loads_unloads_and_benchmarks(page: Any, screen
     page.click("#bench-run")
     expect(page.locator("#bench-result")).to_have_text(re.compile(r"images/s, p50 [\d.]+ ms"))
     screenshot(page, "models")
+
+
+def test_dropped_and_pasted_images_are_predicted(page: Any, photo_jpegs: dict[str, Path]) -> None:
+    upload(page)
+    data = base64.b64encode(photo_jpegs["chelsea"].read_bytes()).decode()
+    transfer = page.evaluate_handle(_TRANSFER, data)
+    page.dispatch_event("#try-drop", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#try-list li").first).to_contain_text("cat")
+    data = base64.b64encode(photo_jpegs["coffee"].read_bytes()).decode()
+    page.evaluate(
+        "async (b64) => document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: await ("
+        + _TRANSFER
+        + ")(b64)}))",
+        data,
+    )
+    expect(page.locator("#try-list")).to_contain_text("cup")
+
+
+def test_a_pose_model_draws_its_skeleton(page: Any, photo_jpegs: dict[str, Path], screenshot: Any) -> None:
+    upload(page, photo_jpegs["astronaut"])
+    expect(page.locator("#try-list li").first).to_contain_text("person")
+    page.select_option("#try-model", "movenet-lightning")
+    expect(page.locator("#try-json")).to_contain_text('"task": "pose"')
+    (person,) = answer(page)["detections"]
+    nose = next(p for p in person["keypoints"] if p["name"] == "nose")
+    assert nose["score"] >= 0.2
+    original = cv2.imread(str(photo_jpegs["astronaut"]))
+    x, y = round(nose["x"]), round(nose["y"])
+    drawn = column_difference(page, original, [x], y, y + 1)
+    assert drawn[0] > 40, "no keypoint drawn at the nose"
+    screenshot(page, "try-pose")
