@@ -6,10 +6,11 @@ Playwright never downloads a browser here: chromium is launched from ``$VISIONSE
 ``--no-sandbox`` (CI runs as root). When playwright or chromium is missing the tests skip with the
 reason, except with ``VISIONSERVE_REQUIRE_SERVICES=1`` (CI), where they fail.
 
-Fixtures: ``browser`` (one per session), ``page_server`` (one server per test module: override it
-in a module for other settings, with :func:`running_server`), ``page`` (a fresh context and page
-per test, with the page's console errors collected and failing the test), ``photo_jpegs`` (the
-scikit-image photos as JPEG files). :func:`screenshot` writes a PNG to ``$VISIONSERVE_SCREENSHOTS``
+Fixtures: ``browser`` (one per session), ``page_server`` (one server per session, started while
+the browser launches; a module that needs other settings overrides it, e.g. with
+``tests.integration.conftest.running_server``), ``page`` (a fresh context and page per test, with
+the page's JavaScript and console errors failing the test), ``photo_jpegs`` (the scikit-image
+photos as JPEG files). :func:`screenshot` writes a PNG to ``$VISIONSERVE_SCREENSHOTS``
 or ``<basetemp>/screenshots`` and prints where.
 """
 
@@ -23,7 +24,12 @@ from typing import Any
 
 import pytest
 from tests.conftest import PHOTOS, encode, photo
-from tests.integration.conftest import ServerProcess, running_server
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips (or fails, in CI) and says why
+    expect = None
+from tests.integration.conftest import ServerProcess, launch_server, wait_until_ready
 
 #: Milliseconds Playwright waits for what a test expects on the page.
 EXPECT_TIMEOUT_MS = 30_000
@@ -42,10 +48,10 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
+    if expect is None:
         _unavailable("playwright is not installed (pip install -e '.[dev]')")
+    from playwright.sync_api import sync_playwright
+
     executable = chromium_path()
     if executable is None:
         _unavailable("chromium is not installed (apt-get install chromium; .ci/run does)")
@@ -61,31 +67,38 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with the built-in models (the detector preloaded, the classifier and the pose
-    model loading on their first request)."""
-    with running_server(log_dir=tmp_path_factory.mktemp("logs")) as server:
+    """The server the pages are opened on: the built-in models (the detector preloaded, the
+    classifier and the pose model loading on their first request), one instance each. It starts
+    without waiting, so that the browser launches while it loads; ``page`` waits until it is ready.
+    A module that needs other settings overrides this fixture (any scope) with its own server."""
+    server = launch_server(("--instances", "1"), log_dir=tmp_path_factory.mktemp("logs"), wait_ready=False)
+    try:
         yield server
+    finally:
+        if server.process.poll() is None:
+            server.stop()
 
 
 @pytest.fixture
-def page(browser: Any, page_server: ServerProcess) -> Iterator[Any]:
-    """A new page (own context: own sessionStorage) at the server's URL, 1280x900. JavaScript errors
-    and console errors fail the test."""
+def page(page_server: ServerProcess, browser: Any) -> Iterator[Any]:
+    """A new page (own context: own sessionStorage) for ``page_server`` (relative URLs: ``page.goto("/")``),
+    1280x900, once the server is ready. JavaScript errors and console errors fail the test (but for
+    refused requests, which sign-in tests make on purpose)."""
+    wait_until_ready(page_server)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=page_server.url)
     context.set_default_timeout(EXPECT_TIMEOUT_MS)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(f"page error: {error}"))
     opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    opened.console_errors = errors  # type: ignore[attr-defined]
     try:
         yield opened
     finally:
         context.close()
-    expected = [e for e in errors if "401" not in e]  # sign-in tests make the browser log refused requests
-    assert not expected, f"the page logged errors: {expected}"
+    unexpected = [e for e in errors if "status of 401" not in e]
+    assert not unexpected, f"the page logged errors: {unexpected}"
 
 
 @pytest.fixture(scope="session")

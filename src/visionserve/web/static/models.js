@@ -172,13 +172,14 @@ export const view = {
       const readiness = await (await fetch(apiUrl("/readyz"), { cache: "no-store" })).json();
       health.stats.ready.value.textContent = readiness.status;
       health.stats.ready.value.className = readiness.status === "ready" ? "ok" : "error";
-      health.reason.textContent = readiness.reason || "";
+      health.reason.textContent = readiness.status === "ready" ? "" : readiness.reason || "";
       const samples = parseMetrics(await api("/metrics"));
       const now = performance.now();
       const requests = total(samples, "visionserve_requests_total", (l) => !POLLED_ROUTES.has(l.route));
       const images = total(samples, "visionserve_images_total");
       health.stats.queue.value.textContent = String(total(samples, "visionserve_queue_depth"));
-      health.stats.inFlight.value.textContent = String(total(samples, "visionserve_requests_in_progress"));
+      // less this scrape itself, which is in progress while the text is written
+      health.stats.inFlight.value.textContent = String(Math.max(0, total(samples, "visionserve_requests_in_progress") - 1));
       if (previous) {
         const seconds = (now - previous.at) / 1000;
         health.stats.rate.value.textContent = ((requests - previous.requests) / seconds).toFixed(1);

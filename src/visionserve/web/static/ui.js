@@ -1,5 +1,5 @@
-// Small DOM helpers shared by the views: build elements without innerHTML (the CSP and the
-// server's labels are never parsed as HTML), show a passing message, format numbers.
+// Small DOM helpers shared by the views: build elements from text, never from HTML strings (the
+// server's labels are never parsed as markup), show a passing message, format numbers.
 
 /**
  * h("button", {type: "button", class: "x", onclick: fn, dataset: {id: 1}}, "text", child...)
