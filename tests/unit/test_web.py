@@ -44,7 +44,7 @@ async def test_the_page_links_versioned_assets_with_security_headers(tmp_path: P
         assert page.headers["cache-control"] == "no-cache"
         urls = asset_urls(page.text)
         version = asset_version()
-        assert sorted(urls) == [f"static/{version}/app.js", f"static/{version}/style.css"]
+        assert sorted(urls) == [f"static/{version}/{name}" for name in ("app.js", "live.css", "style.css")]
         script = await client.get(f"/static/{version}/app.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert "immutable" in script.headers["cache-control"]
