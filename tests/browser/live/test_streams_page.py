@@ -124,3 +124,17 @@ def test_bad_source_shows_the_servers_error(live_page: Any) -> None:
     page.locator("#stream-start").get_by_role("button", name="Start stream").click()
     page.locator("#stream-start .live-error").wait_for()
     assert "no-such-video.mp4" in page.locator("#stream-start .live-error").inner_text()
+
+
+def test_the_live_views_fit_a_phone(live_page: Any, api: httpx.Client, screenshot: Any) -> None:
+    """At 390 px wide nothing is wider than the screen (tables scroll inside their card)."""
+    page = live_page
+    stream = start_stream(api)
+    page.set_viewport_size({"width": 390, "height": 844})
+    watch(page, stream["id"])
+    page.locator("#stream-detections tbody tr").first.wait_for()
+    for view in ("streams", "jobs", "webcam"):
+        page.goto(f"/#{view}")
+        page.locator(f"#view-{view}").wait_for()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, view
+        screenshot(page, f"{view}-phone")
