@@ -3,7 +3,8 @@ server process (the helpers of ``tests/integration/conftest.py``).
 
 Playwright never downloads a browser here: chromium is launched from ``$VISIONSERVE_CHROMIUM`` or
 ``chromium`` on the PATH (``apt-get install chromium``; ``.ci/run`` does it), headless, with
-``--no-sandbox`` (CI runs as root). When playwright or chromium is missing the tests skip with the
+``--no-sandbox`` (CI runs as root) and chromium's fake camera (``getUserMedia`` answers at once with
+a generated 640x480 test pattern). When playwright or chromium is missing the tests skip with the
 reason, except with ``VISIONSERVE_REQUIRE_SERVICES=1`` (CI), where they fail.
 
 Fixtures: ``browser`` (one per session), ``page_server`` (one server per session, started while
@@ -59,7 +60,14 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(
             executable_path=executable,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            # a fake camera (a generated test pattern) that getUserMedia gets without asking
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+            ],
         )
         try:
             yield launched

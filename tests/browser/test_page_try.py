@@ -176,3 +176,12 @@ def test_a_pose_model_draws_its_skeleton(page: Any, photo_jpegs: dict[str, Path]
     drawn = column_difference(page, original, [x], y, y + 1)
     assert drawn[0] > 40, "no keypoint drawn at the nose"
     screenshot(page, "try-pose")
+
+
+def test_a_camera_photo_is_predicted(page: Any) -> None:
+    upload(page)
+    page.click("#try-camera")
+    page.wait_for_function("() => document.querySelector('#view-try video').readyState >= 2")
+    page.get_by_role("button", name="Capture").click()
+    expect(page.locator("#try-json")).to_contain_text('"width": 640')
+    expect(page.locator("#view-try video")).to_be_hidden()
