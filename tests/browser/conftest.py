@@ -49,9 +49,12 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    """Headless chromium (see the module doc); ``expect`` waits up to :data:`EXPECT_TIMEOUT_MS`."""
     if expect is None:
         _unavailable("playwright is not installed (pip install -e '.[dev]')")
     from playwright.sync_api import sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)  # a loaded CI machine is slower than the 5 s default
 
     executable = chromium_path()
     if executable is None:
