@@ -138,6 +138,8 @@ def test_models_view_lists_models_loads_unloads_and_benchmarks(page: Any, screen
     expect(pose.locator(".model-state")).to_have_text("loaded")
     pose.get_by_role("button", name="Unload movenet-lightning").click()
     expect(pose.locator(".model-state")).to_have_text("unloaded")
+    pose.get_by_role("button", name="Load movenet-lightning").click()  # as it was, for the other tests
+    expect(pose.locator(".model-state")).to_have_text("loaded")
     expect(page.locator("#server-ready")).to_have_text("ready")
     expect(page.locator("#server-rate")).to_have_text(re.compile(r"^\d+\.\d$"))
     page.fill("#bench-count", "6")
