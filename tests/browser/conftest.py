@@ -3,10 +3,11 @@ server process (the helpers of ``tests/integration/conftest.py``).
 
 Playwright never downloads a browser here: chromium is launched from ``$VISIONSERVE_CHROMIUM`` or
 ``chromium`` on the PATH (``apt-get install chromium``; ``.ci/run`` does it), headless, with
-``--no-sandbox`` (CI runs as root). When playwright or chromium is missing the tests skip with the
+``--no-sandbox`` (CI runs as root) and chromium's fake camera (``getUserMedia`` answers at once with
+a generated 640x480 test pattern). When playwright or chromium is missing the tests skip with the
 reason, except with ``VISIONSERVE_REQUIRE_SERVICES=1`` (CI), where they fail.
 
-Fixtures: ``browser`` (one per session), ``page_server`` (one server per session, started while
+Fixtures: ``browser`` (one per module), ``page_server`` (one server per session, started while
 the browser launches; a module that needs other settings overrides it, e.g. with
 ``tests.integration.conftest.running_server``), ``page`` (a fresh context and page per test, with
 the page's JavaScript and console errors failing the test), ``photo_jpegs`` (the scikit-image
@@ -46,11 +47,17 @@ def chromium_path() -> str | None:
     return os.environ.get("VISIONSERVE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Headless chromium (see the module doc); ``expect`` waits up to :data:`EXPECT_TIMEOUT_MS`.
+
+    One per module, not per session: Playwright's sync API runs an event loop in the main thread
+    for as long as it is open, and the asyncio tests that run after these would find it running."""
     if expect is None:
         _unavailable("playwright is not installed (pip install -e '.[dev]')")
     from playwright.sync_api import sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)  # a loaded CI machine is slower than the 5 s default
 
     executable = chromium_path()
     if executable is None:
@@ -59,7 +66,14 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(
             executable_path=executable,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            # a fake camera (a generated test pattern) that getUserMedia gets without asking
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+            ],
         )
         try:
             yield launched

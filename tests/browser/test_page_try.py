@@ -138,6 +138,8 @@ def test_models_view_lists_models_loads_unloads_and_benchmarks(page: Any, screen
     expect(pose.locator(".model-state")).to_have_text("loaded")
     pose.get_by_role("button", name="Unload movenet-lightning").click()
     expect(pose.locator(".model-state")).to_have_text("unloaded")
+    pose.get_by_role("button", name="Load movenet-lightning").click()  # as it was, for the other tests
+    expect(pose.locator(".model-state")).to_have_text("loaded")
     expect(page.locator("#server-ready")).to_have_text("ready")
     expect(page.locator("#server-rate")).to_have_text(re.compile(r"^\d+\.\d$"))
     page.fill("#bench-count", "6")
@@ -176,3 +178,12 @@ def test_a_pose_model_draws_its_skeleton(page: Any, photo_jpegs: dict[str, Path]
     drawn = column_difference(page, original, [x], y, y + 1)
     assert drawn[0] > 40, "no keypoint drawn at the nose"
     screenshot(page, "try-pose")
+
+
+def test_a_camera_photo_is_predicted(page: Any) -> None:
+    upload(page)
+    page.click("#try-camera")
+    page.wait_for_function("() => document.querySelector('#view-try video').readyState >= 2")
+    page.get_by_role("button", name="Capture").click()
+    expect(page.locator("#try-json")).to_contain_text('"width": 640')
+    expect(page.locator("#view-try video")).to_be_hidden()

@@ -15,6 +15,7 @@ script and framing, and the usual security headers (:data:`PAGE_HEADERS`).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -67,9 +68,25 @@ def asset_version(folder: Path = STATIC_DIR) -> str:
     return f"{__version__}-{digest.hexdigest()[:10]}"
 
 
+@dataclass(frozen=True)
+class _RouteLabel:
+    """What the request metrics read as the route of an asset (``scope["route"].path``), so that
+    assets count under one route, not as ``unmatched``."""
+
+    path: str
+
+
 class _Assets(StaticFiles):
     """Static files with the page's security headers and a long, immutable cache lifetime (the
     URL changes with the files)."""
+
+    def __init__(self, directory: Path, route: str) -> None:
+        super().__init__(directory=directory)
+        self._route = _RouteLabel(route)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self._route
+        await super().__call__(scope, receive, send)
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
@@ -90,7 +107,8 @@ def install_web(app: FastAPI, folder: Path = STATIC_DIR) -> str:
         return HTMLResponse(page, headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False, name="web_page")
-    app.mount(f"{STATIC_PREFIX}{version}", _Assets(directory=folder), name="web_static")
+    mounted = f"{STATIC_PREFIX}{version}"
+    app.mount(mounted, _Assets(folder, route=mounted + "/{path}"), name="web_static")
     return version
 
 

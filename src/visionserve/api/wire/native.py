@@ -224,3 +224,4 @@ class ModelDocument(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelDocument]
+    default: str | None = Field(None, description="The model of /v1/detect and /v1/predict")

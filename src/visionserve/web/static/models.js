@@ -117,9 +117,17 @@ function buildBench() {
   return { node, model, count, concurrency, run, result };
 }
 
+function actionFor(model, button) {
+  if (model.state === "loaded") return button("Unload", "unload");
+  if (model.state !== "loading" && model.state !== "unloading") return button("Load", "load");
+  const waiting = button(model.state === "loading" ? "Loading…" : "Unloading…", "load");
+  waiting.disabled = true;
+  return waiting;
+}
+
 function modelRow(model, act) {
   const button = (label, action) =>
-    h("button", { type: "button", class: "secondary", "aria-label": `${label} ${model.name}`, onclick: () => act(model.name, action) }, label);
+    h("button", { type: "button", class: "secondary", "aria-label": `${label} ${model.name}`, onclick: (e) => act(model.name, action, e.currentTarget) }, label);
   const state = h("span", { class: `state-${model.state}` }, model.state);
   return h(
     "tr",
@@ -131,7 +139,7 @@ function modelRow(model, act) {
     h("td", {}, inputSize(model)),
     h("td", { class: "model-state", title: model.error || "" }, state),
     h("td", {}, String(model.queue_depth)),
-    h("td", {}, h("div", { class: "row" }, model.state === "loaded" ? button("Unload", "unload") : button("Load", "load"))),
+    h("td", {}, h("div", { class: "row" }, actionFor(model, button))),
   );
 }
 
@@ -147,7 +155,9 @@ export const view = {
     let timer = null;
     let previous = null; // {at, requests, images}
 
-    async function act(name, action) {
+    async function act(name, action, button) {
+      button.disabled = true; // loading a model takes a while: one click is enough
+      button.textContent = action === "load" ? "Loading…" : "Unloading…";
       try {
         await api(`/v1/models/${encodeURIComponent(name)}/${action}`, { method: "POST" });
         notify(`${name}: ${action === "load" ? "loaded" : "unloaded"}`);
@@ -158,13 +168,13 @@ export const view = {
     }
 
     async function refreshModels() {
-      const { models } = await api("/v1/models");
+      const { models, default: preferred } = await api("/v1/models");
       body.replaceChildren(...models.map((m) => modelRow(m, act)));
       const keep = bench.model.value;
       const usable = models.filter((m) => m.task && m.state !== "failed");
       bench.model.replaceChildren(...usable.map((m) => h("option", { value: m.name }, m.name)));
-      const loaded = usable.find((m) => m.state === "loaded");
-      bench.model.value = usable.some((m) => m.name === keep) ? keep : (loaded || usable[0] || {}).name || "";
+      const fallback = usable.find((m) => m.name === preferred) || usable[0];
+      bench.model.value = usable.some((m) => m.name === keep) ? keep : (fallback || {}).name || "";
     }
 
     async function refreshHealth() {

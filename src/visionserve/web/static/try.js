@@ -227,8 +227,8 @@ export const view = {
       controls.model.replaceChildren(
         ...state.models.map((m) => h("option", { value: m.name }, `${m.name} (${m.task}${m.state === "loaded" ? "" : `, ${m.state}`})`)),
       );
-      const loaded = state.models.find((m) => m.state === "loaded");
-      controls.model.value = keep && state.models.some((m) => m.name === keep) ? keep : (loaded || state.models[0] || {}).name || "";
+      const preferred = state.models.find((m) => m.name === answer.default) || state.models[0];
+      controls.model.value = keep && state.models.some((m) => m.name === keep) ? keep : (preferred || {}).name || "";
       if (!keep) applyThresholds();
     }
 
