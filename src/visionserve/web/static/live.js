@@ -17,16 +17,18 @@ export const fmt = {
   box: (b) => (b ? `${Math.round(b.x1)},${Math.round(b.y1)} – ${Math.round(b.x2)},${Math.round(b.y2)}` : ""),
 };
 
-// Fill a <select> with the repository's models, loaded ones first (the first is chosen unless the
-// current choice is still there); `tasks` limits the choice (e.g. ["detect", "segment", "pose"]).
-// Answers the models list.
+// Fill a <select> with the repository's models, loaded ones first; the current choice stays, else
+// the server's default model when it is loaded, else the first loaded one. `tasks` limits the
+// choice (e.g. ["detect", "segment", "pose"]). Answers the models list.
 export async function fillModels(select, tasks = null) {
-  const { models } = await api("/v1/models");
+  const { models, default: preferred } = await api("/v1/models");
   const chosen = select.value;
   const usable = models.filter((m) => !tasks || !m.task || tasks.includes(m.task));
   usable.sort((a, b) => Number(b.state === "loaded") - Number(a.state === "loaded") || a.name.localeCompare(b.name));
   select.replaceChildren(...usable.map((m) => h("option", { value: m.name }, `${m.name} (${m.task ?? "?"}, ${m.state})`)));
+  const loaded = (name) => usable.some((m) => m.name === name && m.state === "loaded");
   if (usable.some((m) => m.name === chosen)) select.value = chosen;
+  else if (loaded(preferred)) select.value = preferred;
   return models;
 }
 
