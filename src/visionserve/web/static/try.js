@@ -108,202 +108,239 @@ function listItem(item, isClass) {
   );
 }
 
-export const view = {
-  title: "Try a model",
-  mount(el) {
-    const controls = buildControls();
-    const inputs = buildInputs();
-    const out = buildResult();
-    const status = h("p", { id: "try-status", role: "status", class: "muted" }, "Choose a model and an image.");
-    const gallery = h("div", { class: "gallery", id: "try-gallery", hidden: true, "aria-label": "Images of the batch" });
-    el.append(controls.panel, inputs.drop, inputs.cameraPanel, status, gallery, out.result);
+/** One result per image: its prediction, decoded image, name and answer document. */
+function resultItems(answer, files, bitmaps, roundTrip) {
+  return predictionsOf(answer).map((prediction, i) => ({
+    prediction,
+    bitmap: bitmaps[i],
+    name: files[i].name || `image ${i + 1}`,
+    roundTrip,
+    answer: answer.results ? { model: answer.model, version: answer.version, task: answer.task, ...answer.results[i] } : answer,
+  }));
+}
 
-    const state = { models: [], files: [], items: [], selected: 0, stream: null, busy: null };
+/** The browser's camera in a panel: start, capture one JPEG (given to `onPhoto`), stop. */
+class Camera {
+  constructor(inputs, onPhoto) {
+    this.inputs = inputs;
+    this.onPhoto = onPhoto;
+    this.stream = null;
+    inputs.camera.addEventListener("click", () => this.start());
+    inputs.snap.addEventListener("click", () => this.capture());
+    inputs.cancel.addEventListener("click", () => this.stop());
+  }
 
-    function currentModel() {
-      return state.models.find((m) => m.name === controls.model.value);
+  async start() {
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+      this.inputs.video.srcObject = this.stream;
+      this.inputs.cameraPanel.hidden = false;
+    } catch (error) {
+      notify(`No camera: ${describe(error)}`, "error");
     }
+  }
 
-    function options() {
-      const model = currentModel();
-      const skeleton = model && model.keypoints ? model.keypoints.skeleton : undefined;
-      return { conf: Number(controls.conf.value), iou: Number(controls.iou.value), mode: controls.mode.value, skeleton };
-    }
+  stop() {
+    if (this.stream) for (const track of this.stream.getTracks()) track.stop();
+    this.stream = null;
+    this.inputs.video.srcObject = null;
+    this.inputs.cameraPanel.hidden = true;
+  }
 
-    function showSelected() {
-      const item = state.items[state.selected];
-      if (!item) return;
-      const drawn = paint(out.canvas, item.bitmap, item.prediction, options(), MAX_CANVAS_SIDE);
-      const isClass = Boolean(item.prediction.classes);
-      out.heading.firstChild.textContent = isClass ? "Top classes" : "Detections";
-      out.count.textContent = String(drawn.length);
-      out.list.replaceChildren(...drawn.map((d) => listItem(d, isClass)));
-      out.json.textContent = JSON.stringify(item.answer, null, 2);
-      const t = item.prediction.timings;
-      out.timing.textContent = t ? `Server: ${ms(t.total)} (inference ${ms(t.inference)}), round trip ${ms(item.roundTrip)}` : "";
-      out.result.hidden = false;
-    }
+  capture() {
+    const video = this.inputs.video;
+    const canvas = h("canvas", { width: video.videoWidth, height: video.videoHeight });
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    canvas.toBlob((blob) => {
+      this.stop();
+      if (blob) this.onPhoto(new File([blob], "camera.jpg", { type: "image/jpeg" }));
+    }, "image/jpeg", 0.92);
+  }
+}
 
-    function redraw() {
-      for (const [i, item] of state.items.entries()) {
-        if (item.thumb) paint(item.thumb, item.bitmap, item.prediction, options(), THUMB_SIDE);
-        if (item.button) item.button.setAttribute("aria-pressed", String(i === state.selected));
-      }
-      showSelected();
-    }
+class TryView {
+  constructor(el) {
+    this.controls = buildControls();
+    this.inputs = buildInputs();
+    this.out = buildResult();
+    this.status = h("p", { id: "try-status", role: "status", class: "muted" }, "Choose a model and an image.");
+    this.gallery = h("div", { class: "gallery", id: "try-gallery", hidden: true, "aria-label": "Images of the batch" });
+    el.append(this.controls.panel, this.inputs.drop, this.inputs.cameraPanel, this.status, this.gallery, this.out.result);
+    this.models = [];
+    this.files = [];
+    this.items = [];
+    this.selected = 0;
+    this.pending = null; // the AbortController of the request in flight
+    this.camera = new Camera(this.inputs, (file) => this.predict([file]));
+    this.onPaste = (event) => this.paste(event);
+    this.listen();
+    this.refreshModels().catch((error) => (this.status.textContent = `Cannot list the models: ${describe(error)}`));
+  }
 
-    function buildGallery() {
-      gallery.hidden = state.items.length < 2;
-      gallery.replaceChildren(
-        ...state.items.map((item, i) => {
-          item.thumb = h("canvas", { "aria-hidden": "true" });
-          item.button = h("button", { type: "button", "aria-label": `Show ${item.name}`, onclick: () => select(i) }, item.thumb);
-          return item.button;
-        }),
-      );
-    }
-
-    function select(index) {
-      state.selected = index;
-      redraw();
-    }
-
-    async function predict(files) {
-      const model = currentModel();
-      if (!model || !files.length) return;
-      state.files = files;
-      shared.image = files[0];
-      if (state.busy) state.busy.abort();
-      const abort = new AbortController();
-      state.busy = abort;
-      const form = new FormData();
-      for (const file of files) form.append("image", file, file.name || "image.jpg");
-      const query = model.task === "classify"
-        ? { top_k: SERVER_TOP_K }
-        : { conf: SERVER_CONF, iou: SERVER_IOU, max_det: SERVER_MAX_DET };
-      status.textContent = `Sending ${files.length} image(s) to ${model.name}…`;
-      const started = performance.now();
-      try {
-        const answer = await api(`/v1/models/${encodeURIComponent(model.name)}/predict`, { method: "POST", body: form, query, signal: abort.signal });
-        const roundTrip = performance.now() - started;
-        const predictions = predictionsOf(answer);
-        const bitmaps = await Promise.all(files.map((f) => createImageBitmap(f, { imageOrientation: "from-image" })));
-        state.items = predictions.map((prediction, i) => ({
-          prediction, bitmap: bitmaps[i], name: files[i].name || `image ${i + 1}`, roundTrip,
-          answer: predictions.length === 1 ? answer : { model: answer.model, version: answer.version, task: answer.task, ...answer.results[i] },
-        }));
-        state.selected = 0;
-        controls.mode.disabled = model.task === "classify";
-        buildGallery();
-        redraw();
-        status.textContent = `${model.name} answered for ${files.length} image(s) in ${ms(roundTrip)}.`;
-        if (model.state !== "loaded") refreshModels();
-      } catch (error) {
-        if (error.name === "AbortError") return;
-        status.textContent = `Error: ${describe(error)}`;
-        notify(describe(error), "error");
-      }
-    }
-
-    function takeFiles(list) {
-      const files = [...list].filter((f) => f.type.startsWith("image/") || f.type === "");
-      if (files.length) predict(files);
-      else notify("No image in what was given.", "error");
-    }
-
-    function applyThresholds() {
-      const model = currentModel();
-      if (!model || !model.thresholds) return;
-      const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-      controls.conf.value = clamp(model.thresholds.conf, SERVER_CONF, 1);
-      controls.iou.value = clamp(model.thresholds.iou, 0.05, SERVER_IOU);
-      for (const input of [controls.conf, controls.iou]) input.dispatchEvent(new Event("input"));
-    }
-
-    async function refreshModels() {
-      const keep = controls.model.value;
-      const answer = await api("/v1/models");
-      state.models = answer.models.filter((m) => m.task);
-      controls.model.replaceChildren(
-        ...state.models.map((m) => h("option", { value: m.name }, `${m.name} (${m.task}${m.state === "loaded" ? "" : `, ${m.state}`})`)),
-      );
-      const preferred = state.models.find((m) => m.name === answer.default) || state.models[0];
-      controls.model.value = keep && state.models.some((m) => m.name === keep) ? keep : (preferred || {}).name || "";
-      if (!keep) applyThresholds();
-    }
-
-    async function startCamera() {
-      try {
-        state.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-        inputs.video.srcObject = state.stream;
-        inputs.cameraPanel.hidden = false;
-      } catch (error) {
-        notify(`No camera: ${describe(error)}`, "error");
-      }
-    }
-
-    function stopCamera() {
-      if (state.stream) for (const track of state.stream.getTracks()) track.stop();
-      state.stream = null;
-      inputs.video.srcObject = null;
-      inputs.cameraPanel.hidden = true;
-    }
-
-    function capture() {
-      const video = inputs.video;
-      const canvas = h("canvas", { width: video.videoWidth, height: video.videoHeight });
-      canvas.getContext("2d").drawImage(video, 0, 0);
-      canvas.toBlob((blob) => {
-        stopCamera();
-        if (blob) predict([new File([blob], "camera.jpg", { type: "image/jpeg" })]);
-      }, "image/jpeg", 0.92);
-    }
-
-    function download() {
-      const item = state.items[state.selected];
-      out.canvas.toBlob((blob) => {
-        const url = URL.createObjectURL(blob);
-        const base = (item ? item.name : "image").replace(/\.[^.]+$/, "");
-        const link = h("a", { href: url, download: `${base}-annotated.png` });
-        link.click();
-        setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      }, "image/png");
-    }
-
-    const onPaste = (event) => {
-      const files = event.clipboardData ? [...event.clipboardData.files] : [];
-      if (files.length) {
-        event.preventDefault();
-        takeFiles(files);
-      }
-    };
-
-    inputs.file.addEventListener("change", () => takeFiles(inputs.file.files));
-    inputs.drop.addEventListener("dragover", (e) => { e.preventDefault(); inputs.drop.classList.add("over"); });
+  listen() {
+    const { inputs, controls } = this;
+    inputs.file.addEventListener("change", () => this.take(inputs.file.files));
+    inputs.drop.addEventListener("dragover", (e) => {
+      e.preventDefault();
+      inputs.drop.classList.add("over");
+    });
     inputs.drop.addEventListener("dragleave", () => inputs.drop.classList.remove("over"));
     inputs.drop.addEventListener("drop", (e) => {
       e.preventDefault();
       inputs.drop.classList.remove("over");
-      takeFiles(e.dataTransfer.files);
+      this.take(e.dataTransfer.files);
     });
-    inputs.camera.addEventListener("click", startCamera);
-    inputs.snap.addEventListener("click", capture);
-    inputs.cancel.addEventListener("click", stopCamera);
-    out.download.addEventListener("click", download);
-    for (const input of [controls.conf, controls.iou, controls.mode]) input.addEventListener("input", redraw);
+    this.out.download.addEventListener("click", () => this.download());
+    for (const input of [controls.conf, controls.iou, controls.mode]) input.addEventListener("input", () => this.redraw());
     controls.model.addEventListener("change", () => {
-      applyThresholds();
-      if (state.files.length) predict(state.files);
+      this.applyThresholds();
+      if (this.files.length) this.predict(this.files);
     });
-    refreshModels().catch((error) => (status.textContent = `Cannot list the models: ${describe(error)}`));
+  }
 
+  model() {
+    return this.models.find((m) => m.name === this.controls.model.value);
+  }
+
+  options() {
+    const model = this.model();
+    const skeleton = model && model.keypoints ? model.keypoints.skeleton : undefined;
+    const { conf, iou, mode } = this.controls;
+    return { conf: Number(conf.value), iou: Number(iou.value), mode: mode.value, skeleton };
+  }
+
+  showSelected() {
+    const item = this.items[this.selected];
+    if (!item) return;
+    const out = this.out;
+    const drawn = paint(out.canvas, item.bitmap, item.prediction, this.options(), MAX_CANVAS_SIDE);
+    const isClass = Boolean(item.prediction.classes);
+    out.heading.firstChild.textContent = isClass ? "Top classes" : "Detections";
+    out.count.textContent = String(drawn.length);
+    out.list.replaceChildren(...drawn.map((d) => listItem(d, isClass)));
+    out.json.textContent = JSON.stringify(item.answer, null, 2);
+    const t = item.prediction.timings;
+    out.timing.textContent = t ? `Server: ${ms(t.total)} (inference ${ms(t.inference)}), round trip ${ms(item.roundTrip)}` : "";
+    out.result.hidden = false;
+  }
+
+  redraw() {
+    for (const [i, item] of this.items.entries()) {
+      if (item.thumb) paint(item.thumb, item.bitmap, item.prediction, this.options(), THUMB_SIDE);
+      if (item.button) item.button.setAttribute("aria-pressed", String(i === this.selected));
+    }
+    this.showSelected();
+  }
+
+  buildGallery() {
+    this.gallery.hidden = this.items.length < 2;
+    const select = (index) => {
+      this.selected = index;
+      this.redraw();
+    };
+    this.gallery.replaceChildren(
+      ...this.items.map((item, i) => {
+        item.thumb = h("canvas", { "aria-hidden": "true" });
+        item.button = h("button", { type: "button", "aria-label": `Show ${item.name}`, onclick: () => select(i) }, item.thumb);
+        return item.button;
+      }),
+    );
+  }
+
+  /** One request for all of `files` (repeated `image` fields), then their results drawn. */
+  async predict(files) {
+    const model = this.model();
+    if (!model || !files.length) return;
+    this.files = files;
+    shared.image = files[0];
+    if (this.pending) this.pending.abort();
+    const pending = (this.pending = new AbortController());
+    const body = new FormData();
+    for (const file of files) body.append("image", file, file.name || "image.jpg");
+    const query = model.task === "classify" ? { top_k: SERVER_TOP_K } : { conf: SERVER_CONF, iou: SERVER_IOU, max_det: SERVER_MAX_DET };
+    this.status.textContent = `Sending ${files.length} image(s) to ${model.name}…`;
+    const started = performance.now();
+    try {
+      const path = `/v1/models/${encodeURIComponent(model.name)}/predict`;
+      const answer = await api(path, { method: "POST", body, query, signal: pending.signal });
+      const roundTrip = performance.now() - started;
+      const bitmaps = await Promise.all(files.map((f) => createImageBitmap(f, { imageOrientation: "from-image" })));
+      this.show(model, resultItems(answer, files, bitmaps, roundTrip));
+      this.status.textContent = `${model.name} answered for ${files.length} image(s) in ${ms(roundTrip)}.`;
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      this.status.textContent = `Error: ${describe(error)}`;
+      notify(describe(error), "error");
+    }
+  }
+
+  show(model, items) {
+    this.items = items;
+    this.selected = 0;
+    this.controls.mode.disabled = model.task === "classify";
+    this.buildGallery();
+    this.redraw();
+    if (model.state !== "loaded") this.refreshModels(); // it has loaded for this request
+  }
+
+  take(list) {
+    const files = [...list].filter((f) => f.type.startsWith("image/") || f.type === "");
+    if (files.length) this.predict(files);
+    else notify("No image in what was given.", "error");
+  }
+
+  paste(event) {
+    const files = event.clipboardData ? [...event.clipboardData.files] : [];
+    if (files.length) {
+      event.preventDefault();
+      this.take(files);
+    }
+  }
+
+  applyThresholds() {
+    const model = this.model();
+    if (!model || !model.thresholds) return;
+    const { conf, iou } = this.controls;
+    const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+    conf.value = clamp(model.thresholds.conf, SERVER_CONF, 1);
+    iou.value = clamp(model.thresholds.iou, 0.05, SERVER_IOU);
+    for (const input of [conf, iou]) input.dispatchEvent(new Event("input"));
+  }
+
+  async refreshModels() {
+    const select = this.controls.model;
+    const keep = select.value;
+    const answer = await api("/v1/models");
+    this.models = answer.models.filter((m) => m.task);
+    const text = (m) => `${m.name} (${m.task}${m.state === "loaded" ? "" : `, ${m.state}`})`;
+    select.replaceChildren(...this.models.map((m) => h("option", { value: m.name }, text(m))));
+    const preferred = this.models.find((m) => m.name === answer.default) || this.models[0];
+    select.value = keep && this.models.some((m) => m.name === keep) ? keep : (preferred || {}).name || "";
+    if (!keep) this.applyThresholds();
+  }
+
+  download() {
+    const item = this.items[this.selected];
+    this.out.canvas.toBlob((blob) => {
+      const url = URL.createObjectURL(blob);
+      const base = (item ? item.name : "image").replace(/\.[^.]+$/, "");
+      h("a", { href: url, download: `${base}-annotated.png` }).click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    }, "image/png");
+  }
+}
+
+export const view = {
+  title: "Try a model",
+  mount(el) {
+    const tryView = new TryView(el);
     return {
       show() {
-        document.addEventListener("paste", onPaste);
+        document.addEventListener("paste", tryView.onPaste);
       },
       hide() {
-        document.removeEventListener("paste", onPaste);
-        stopCamera();
+        document.removeEventListener("paste", tryView.onPaste);
+        tryView.camera.stop();
       },
     };
   },
