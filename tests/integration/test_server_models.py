@@ -34,6 +34,7 @@ def test_list_models(client: httpx.Client) -> None:
         BROKEN: "failed",
     }
     assert "thresholds.conf" in models[BROKEN]["error"]
+    assert response.json()["default"] == DEFAULT_MODEL_NAME
 
 
 def test_model_document(client: httpx.Client) -> None:

@@ -126,6 +126,18 @@ def test_model_document_names_keypoints_of_pose_models() -> None:
     cls = ModelSpec(name="c", task=Task.CLASSIFY, thresholds={"top_k": 7}, **common)
     document = native.model_document(ModelStatus("c", ModelState.LOADED, cls, LABELS, 1, 0))
     assert (document["keypoints"], document["thresholds"]["top_k"]) == (None, 7)
+    assert document["devices"] == ["cpu"]
+
+
+def test_model_documents_say_where_the_instances_run() -> None:
+    common = {"backend": "plugin", "plugin": "x:Y"}
+    gpu = ModelSpec(name="g", runtime={"providers": ["CUDAExecutionProvider"], "device_id": 1}, **common)
+    assert native.model_document(ModelStatus("g", ModelState.LOADED, gpu, LABELS, 1, 0))["devices"] == ["cuda:1"]
+    spread = ModelSpec(name="s", devices=["cuda:0", "cuda:1"], **common)
+    assert native.model_document(ModelStatus("s", ModelState.LOADED, spread, LABELS, 2, 0))["devices"] == [
+        "cuda:0",
+        "cuda:1",
+    ]
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -2,9 +2,9 @@
 
 Nothing is global: the service (which loads the models) is built and started in the lifespan and
 kept in ``app.state.service``; routes reach it through :mod:`visionserve.api.deps`. Middleware,
-outermost first: metrics, CORS (only with ``cors_origins``; it answers preflights before any key is
-asked for), the KServe error shape under ``/v2``, catch-all 500, body timeout, API keys, draining,
-body size limit.
+outermost first: cache headers, metrics, CORS (only with ``cors_origins``; it answers preflights before
+any key is asked for), the KServe error shape under ``/v2``, catch-all 500, body timeout, API keys,
+draining, body size limit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from visionserve import __version__
-from visionserve.api.auth import ApiKeyMiddleware
+from visionserve.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
 from visionserve.api.errors import CatchAllMiddleware, KServeErrorShape, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
@@ -39,6 +39,7 @@ from visionserve.api.routes import (
 )
 from visionserve.api.streams_wiring import StreamCollector, start_streams, stop_streams, stream_secret, token_check
 from visionserve.api.uploads import UploadStore
+from visionserve.api.web import STATIC_PREFIX, NoStoreMiddleware, install_web
 from visionserve.jobs.service import JobService
 from visionserve.models.repository import ModelRepository
 from visionserve.outbound import OutboundPolicy, Resolver, parse_networks, system_resolver
@@ -129,6 +130,8 @@ def create_app(
     app.add_middleware(
         ApiKeyMiddleware,
         keys=settings.api_keys,
+        public_paths=PUBLIC_PATHS | {"/"},  # the web page shows its sign-in form without a key
+        public_prefixes=(STATIC_PREFIX,),
         realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS, *file_upload.AUTH_REALMS),
         max_body_bytes=settings.max_body_bytes,
         token_check=token_check(app.state.stream_secret),
@@ -139,6 +142,7 @@ def create_app(
     if settings.cors_origins:
         add_cors(app, settings.cors_origins)
     app.add_middleware(MetricsMiddleware, metrics=metrics, long_lived=streams.is_long_lived)
+    app.add_middleware(NoStoreMiddleware)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(native.router)
@@ -148,6 +152,7 @@ def create_app(
     for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload, file_upload):
         app.include_router(protocol.router)
     install_openapi(app)
+    app.state.web_version = install_web(app)
     return app
 
 

@@ -115,14 +115,16 @@ def _replay(body: bytes, more_body: bool, receive: Receive) -> Receive:
 
 class ApiKeyMiddleware:
     """401 for HTTP requests (and a 1008 close for websockets) without a valid key, except on
-    ``public_paths``; under the prefixes of ``realms`` the key may also be in the query or the body
-    (see the module doc). With no keys configured it lets everything through."""
+    ``public_paths`` and the paths starting with one of ``public_prefixes`` (the web page's
+    assets); under the prefixes of ``realms`` the key may also be in the query or the body (see the
+    module doc). With no keys configured it lets everything through."""
 
     def __init__(
         self,
         app: ASGIApp,
         keys: Sequence[SecretStr],
         public_paths: frozenset[str] = PUBLIC_PATHS,
+        public_prefixes: tuple[str, ...] = (),
         realms: Sequence[BodyKeyRealm] = (),
         max_body_bytes: int = 20 * 1024 * 1024,
         token_check: Callable[[Scope], bool] = lambda scope: False,
@@ -131,11 +133,12 @@ class ApiKeyMiddleware:
         self.token_check = token_check
         self.keys = tuple(keys)
         self.public_paths = public_paths
+        self.public_prefixes = public_prefixes
         self.realms = tuple(realms)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.keys or scope["type"] not in {"http", "websocket"} or scope["path"] in self.public_paths:
+        if not self.keys or scope["type"] not in {"http", "websocket"} or self._public(scope["path"]):
             await self.app(scope, receive, send)
             return
         key = presented_key(Headers(scope=scope))
@@ -152,6 +155,9 @@ class ApiKeyMiddleware:
             await self._scan_body(scope, receive, send, realm)
             return
         await self._refuse(scope, receive, send, realm, offered=key is not None)
+
+    def _public(self, path: str) -> bool:
+        return path in self.public_paths or path.startswith(self.public_prefixes)
 
     async def _scan_body(self, scope: Scope, receive: Receive, send: Send, realm: BodyKeyRealm) -> None:
         """Read the body until a valid key shows in it (then run the app on the same bytes), or

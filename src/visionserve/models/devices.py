@@ -34,3 +34,16 @@ def spec_for_instance(spec: ModelSpec, index: int) -> ModelSpec:
     if not spec.devices:
         return spec
     return spec_on_device(spec, spec.devices[index % len(spec.devices)])
+
+
+def device_names(spec: ModelSpec) -> tuple[str, ...]:
+    """Where ``spec``'s instances run, for people: its ``devices`` when it lists them, else
+    ``cuda:N`` when its runtime options name CUDA (an ONNX Runtime provider or an OpenCV DNN
+    target), else ``cpu``."""
+    if spec.devices:
+        return spec.devices
+    runtime = spec.runtime
+    cuda = runtime.opencv_target.startswith("cuda") or any(
+        p.startswith(("CUDA", "Tensorrt")) for p in runtime.providers
+    )
+    return (f"cuda:{runtime.device_id}",) if cuda else ("cpu",)

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 @router.get("", response_model=ModelList, summary="Every model of the repository and its state")
 async def list_models(service: ServiceDep) -> dict[str, Any]:
-    return {"models": [model_document(status) for status in service.models()]}
+    return {"models": [model_document(status) for status in service.models()], "default": service.default_model}
 
 
 @router.get("/{name}", response_model=ModelDocument, summary="One model: labels, input, thresholds, state")

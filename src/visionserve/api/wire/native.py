@@ -21,6 +21,7 @@ from visionserve.api.wire.common import RequestOptions, describe_validation_erro
 from visionserve.api.wire.predictions import DetectResponse, PredictResponse
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError, WrongTaskError
+from visionserve.models.devices import device_names
 from visionserve.models.keypoints import keypoint_spec
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec, Task
@@ -174,6 +175,7 @@ def model_document(status: ModelStatus) -> dict[str, Any]:
         "version": spec.version if spec else None,
         "task": spec.task.value if spec else None,
         "backend": spec.backend.value if spec else None,
+        "devices": list(device_names(spec)) if spec else [],
         "description": spec.description if spec else "",
         "labels": {str(k): v for k, v in sorted(labels.as_dict().items())} if labels else {},
         "input": None,
@@ -208,6 +210,7 @@ class ModelDocument(BaseModel):
     version: str | None
     task: str | None
     backend: str | None
+    devices: list[str] = Field(default_factory=list, description="Where the instances run: cpu, cuda:N")
     description: str
     labels: dict[str, str]
     input: dict[str, Any] | None
@@ -221,3 +224,4 @@ class ModelDocument(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelDocument]
+    default: str | None = Field(None, description="The model of /v1/detect and /v1/predict")
