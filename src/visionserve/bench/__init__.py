@@ -1,0 +1,11 @@
+"""``visionserve bench``: measure a running server (any of its protocols) or a model in-process.
+
+- :mod:`~visionserve.bench.loop`: the closed-loop runner (threads, warm-up, fixed-time window,
+  client CPU), shared with the scripts of ``benchmarks/``;
+- :mod:`~visionserve.bench.answers`: the comparable :class:`Answer` and the check against the
+  single-request reference;
+- :mod:`~visionserve.bench.wire`: each protocol's request and the reading of its answer;
+- :mod:`~visionserve.bench.http`: bodies built once and sent over one keep-alive connection per thread;
+- :mod:`~visionserve.bench.inprocess`: the model with no server (``--model``, ``--model-alone``);
+- :mod:`~visionserve.bench.report`: the table, JSON and CSV.
+"""
