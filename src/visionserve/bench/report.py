@@ -76,6 +76,16 @@ def with_ratios(rows: Sequence[Row]) -> list[Row]:
     return result
 
 
+def short_step_notes(rows: Sequence[Row], fewest: int = 10) -> list[str]:
+    """A note for each step that counted fewer than ``fewest`` calls (its percentiles mean little)."""
+    return [
+        f"{r.target} at c={r.step.concurrency} b={r.step.images_per_call} counted {r.step.calls} call(s):"
+        " use a longer --duration for steadier figures"
+        for r in rows
+        if r.step.calls < fewest
+    ]
+
+
 def _ratio(value: float | None, width: int) -> str:
     return f"{'':>{width}}" if value is None or math.isnan(value) else f"{value:>{width - 1}.2f}x"
 

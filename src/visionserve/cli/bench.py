@@ -12,7 +12,7 @@ import click
 from visionserve import __version__
 from visionserve.bench.answers import Tolerance
 from visionserve.bench.remote import Target
-from visionserve.bench.report import Row, table, write_csv, write_json
+from visionserve.bench.report import Row, short_step_notes, table, write_csv, write_json
 from visionserve.bench.sweep import Plan, load_images, run_inprocess, run_server
 from visionserve.bench.wire import WireProtocol
 from visionserve.cli.common import models_dir_option, open_repository, reports_errors
@@ -132,6 +132,7 @@ def _steps(plan: Plan) -> str:
 
 
 def _emit(rows: list[Row], notes: list[str], head: dict[str, Any], options: dict[str, Any]) -> None:
+    notes = [*notes, *short_step_notes(rows)]
     click.echo(table(rows))
     click.echo(
         "cpu: CPU seconds per second of this process (the load generator; in-process rows: the model)."
