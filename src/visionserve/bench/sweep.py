@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -136,17 +136,18 @@ def run_inprocess(spec: ModelSpec, images: Sequence[BenchImage], plan: Plan, tar
 
 @dataclass(frozen=True)
 class ServerRun:
-    """The rows of a server sweep, and what the run found worth saying beside the table."""
+    """The rows of a server sweep, the model that answered, and what the run found worth saying."""
 
     rows: list[Row]
-    model: str | None
+    model: str
     notes: list[str]
 
 
 def run_server(target: Target, images: Sequence[BenchImage], plan: Plan, alone: ModelSpec | None) -> ServerRun:
     """The server at every concurrency level (each followed by the model alone when ``alone``)."""
-    if target.model is None and CODECS[target.protocol].needs_model_name:
-        target = Target(target.url, target.protocol, default_model(target, images[0]), target.api_key, target.timeout)
+    model = target.model or default_model(target, images[0])
+    if CODECS[target.protocol].needs_model_name:
+        target = replace(target, model=model)
     requests, refs = prepare(target, images)
     notes = []
     alone_refs = alone_references(alone, images) if alone is not None else []
@@ -169,4 +170,4 @@ def run_server(target: Target, images: Sequence[BenchImage], plan: Plan, alone: 
                 rows.append(Row(MODEL_ALONE, _alone_step(alone, images, alone_refs, c, 1, plan, tick)))
     finally:
         progress.close()
-    return ServerRun(with_ratios(rows), target.model, notes)
+    return ServerRun(with_ratios(rows), model, notes)
