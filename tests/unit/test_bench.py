@@ -215,7 +215,7 @@ def test_report_ratios_table_json_and_csv(tmp_path: Path) -> None:
     assert rows[1].throughput_ratio is None and rows[2].throughput_ratio is None
     text = table(rows)
     assert text.splitlines()[0].split()[:4] == ["target", "conc", "batch", "img/s"]
-    assert "0.50x" in text and "2.00x" in text
+    assert "0.50x" in text and "2.00x" in text and all(line == line.rstrip() for line in text.splitlines())
     assert "errors of server native at c=2 b=1: 4 wrong answer" in text
     write_json(tmp_path / "r.json", {"mode": "server"}, rows)
     document = json.loads((tmp_path / "r.json").read_text())

@@ -95,11 +95,12 @@ def table(rows: Sequence[Row]) -> str:
     lines = [_HEADER]
     for row in rows:
         s = row.step
-        lines.append(
+        line = (
             f"{row.target:<20} {s.concurrency:>4} {s.images_per_call:>5} {s.images_per_s:>8.1f}"
             f" {s.percentile_ms(50):>8.1f} {s.percentile_ms(95):>8.1f} {s.percentile_ms(99):>8.1f}"
             f" {s.error_count:>6} {s.cpu_cores:>5.2f} {_ratio(row.throughput_ratio, 12)} {_ratio(row.p50_ratio, 10)}"
-        ).rstrip()
+        )
+        lines.append(line.rstrip())
     for row in rows:
         if row.step.errors:
             kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(row.step.errors.items()))
