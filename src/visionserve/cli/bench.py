@@ -99,8 +99,8 @@ def parse_levels(_ctx: Any, _param: Any, value: str) -> tuple[int, ...]:
 def bench(paths: tuple[Path, ...], image_paths: tuple[Path, ...], **options: Any) -> None:  # fmt: skip
     """Measure images/s and latency over a sweep of concurrency levels, checking every answer."""
     url, batches = options["url"], options["batch"]
-    if url is None and (options["model_alone"] or options["protocol"] != "native" or options["api_key"]):
-        raise click.UsageError("--model-alone, --protocol and --api-key need --url")
+    if url is None and (options["model_alone"] or options["protocol"] != "native"):
+        raise click.UsageError("--model-alone and --protocol need --url")
     if url is not None and batches != (1,):
         raise click.UsageError("--batch is for in-process runs: a server batches requests itself")
     images = load_images(expand_paths(paths + image_paths))
