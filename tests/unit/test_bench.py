@@ -253,6 +253,12 @@ def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     assert result.exit_code == 2 and message in result.output
 
 
+def test_a_folder_without_images_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    result = CliRunner().invoke(main, ["bench", "--images", str(tmp_path)])
+    assert result.exit_code == 2 and "no image files" in result.output
+
+
 def test_unreachable_server_is_a_one_line_error() -> None:
     result = CliRunner().invoke(main, ["bench", "--url", "http://127.0.0.1:9", "--duration", "1s"])
     assert result.exit_code == 1 and "cannot reach the server" in result.output

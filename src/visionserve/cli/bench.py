@@ -103,7 +103,10 @@ def bench(paths: tuple[Path, ...], image_paths: tuple[Path, ...], **options: Any
         raise click.UsageError("--model-alone and --protocol need --url")
     if url is not None and batches != (1,):
         raise click.UsageError("--batch is for in-process runs: a server batches requests itself")
-    images = load_images(expand_paths(paths + image_paths))
+    files = expand_paths(paths + image_paths)
+    if (paths or image_paths) and not files:
+        raise click.UsageError("no image files (.jpg .jpeg .png .webp .bmp .tif .tiff) in the folders given")
+    images = load_images(files)
     tolerance = Tolerance(options["box_tolerance"], options["score_tolerance"])
     plan = Plan(options["concurrency"], batches, options["duration"], options["warmup"], tolerance)
     head: dict[str, Any] = {"visionserve": __version__, "cores": os.cpu_count(), "duration_s": plan.duration,
