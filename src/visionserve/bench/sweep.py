@@ -76,7 +76,10 @@ class Progress:
 
     def __init__(self, steps: int, plan: Plan) -> None:
         self._per_step = plan.warmup + plan.duration
-        self._bar = tqdm(total=round(steps * self._per_step, 1), file=sys.stderr, unit="s", disable=None, leave=False)
+        shape = "{l_bar}{bar}| {n:.0f}/{total:.0f} s"
+        self._bar = tqdm(
+            total=round(steps * self._per_step, 1), file=sys.stderr, bar_format=shape, disable=None, leave=False
+        )
         self._done = 0.0
 
     def step(self, label: str) -> Tick:
