@@ -1,49 +1,23 @@
 """A bounded closed-loop HTTP load generator for loopback servers.
 
 ``concurrency`` threads each keep one keep-alive connection and send the same request back to back
-until ``duration`` seconds or ``max_requests`` requests have passed, whichever comes first. Threads
-(not asyncio) keep the generator's own CPU use small next to the server's on a 2-core machine.
+until ``duration`` seconds or ``max_requests`` requests have passed, whichever comes first. The loop
+and the connections are those of ``visionserve bench`` (:mod:`visionserve.bench.loop`,
+:mod:`visionserve.bench.http`); this module keeps the scripts' loopback-only guard and their
+:class:`Stats`.
 """
 
 from __future__ import annotations
 
 import http.client
-import threading
-import time
-import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from benchmarks.common import percentile_ms
+from visionserve.bench.http import Connection, Request, multipart, upload
+from visionserve.bench.loop import run_step
 
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    body: bytes
-    headers: dict[str, str]
-
-
-def multipart(
-    field: str, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg"
-) -> tuple[bytes, str]:
-    """A multipart/form-data body with one file field, and its Content-Type header."""
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def upload(path: str, field: str, data: bytes) -> Request:
-    body, content_type = multipart(field, data)
-    return Request("POST", path, body, {"Content-Type": content_type})
+__all__ = ["Request", "Stats", "multipart", "run_load", "upload"]
 
 
 @dataclass(frozen=True)
@@ -62,44 +36,27 @@ class Stats:
         return percentile_ms(self.latencies, q)
 
 
+class _Sender:
+    """Sends ``request`` on its own connection; an answer other than 200 is an error."""
+
+    def __init__(self, base_url: str, request: Request) -> None:
+        self._connection = Connection(base_url, timeout=60)
+        self._request = request
+
+    def __call__(self) -> str | None:
+        try:
+            reply = self._connection.send(self._request)
+        except (OSError, http.client.HTTPException) as exc:
+            return type(exc).__name__
+        return None if reply.status == 200 else f"HTTP {reply.status}"
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 def run_load(base_url: str, request: Request, concurrency: int, duration: float, max_requests: int = 5000) -> Stats:
     """Drive ``request`` at ``base_url`` (must be loopback) with ``concurrency`` clients."""
-    url = urlsplit(base_url)
-    if url.hostname not in {"127.0.0.1", "localhost", "::1"}:
+    if urlsplit(base_url).hostname not in {"127.0.0.1", "localhost", "::1"}:
         raise ValueError("the load generator only targets loopback addresses")
-    latencies: list[float] = []
-    errors = [0]
-    sent = [0]
-    lock = threading.Lock()
-    deadline = time.perf_counter() + duration
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-        while time.perf_counter() < deadline:
-            with lock:
-                if sent[0] >= max_requests:
-                    break
-                sent[0] += 1
-            start = time.perf_counter()
-            try:
-                conn.request(request.method, request.path, body=request.body, headers=request.headers)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-            elapsed = time.perf_counter() - start
-            with lock:
-                latencies.append(elapsed)
-                errors[0] += 0 if ok else 1
-        conn.close()
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(duration + 120)
-    return Stats(concurrency, len(latencies), errors[0], time.perf_counter() - started, latencies)
+    step = run_step(lambda _: _Sender(base_url, request), concurrency, duration, max_calls=max_requests)
+    return Stats(concurrency, step.calls, step.error_count, step.seconds, step.latencies)

@@ -7,6 +7,7 @@ import logging
 import click
 
 from visionserve import __version__
+from visionserve.cli.bench import bench
 from visionserve.cli.detect import detect
 from visionserve.cli.jobs import jobs
 from visionserve.cli.models import models
@@ -32,3 +33,4 @@ main.add_command(serve)
 main.add_command(worker)
 main.add_command(db)
 main.add_command(jobs)
+main.add_command(bench)
