@@ -146,11 +146,13 @@ def running_server(
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """``start_server(*args, env=None, wait_ready=True)``: a server that is stopped after the test."""
+    """``start_server(*args, env=None, wait_ready=True, grpc=False)``: a server that is stopped after the test."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: Mapping[str, str] | None = None, wait_ready: bool = True) -> ServerProcess:
-        server = launch_server(args, env, tmp_path, wait_ready)
+    def start(
+        *args: str, env: Mapping[str, str] | None = None, wait_ready: bool = True, grpc: bool = False
+    ) -> ServerProcess:
+        server = launch_server(args, env, tmp_path, wait_ready, grpc)
         started.append(server)
         return server
 

@@ -74,16 +74,19 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.requests = Counter(
-            "visionserve_requests", "HTTP requests", ["route", "method", "model", "status"], registry=registry
+            "visionserve_requests",
+            "Requests (HTTP and gRPC)",
+            ["route", "method", "model", "status"],
+            registry=registry,
         )
         self.latency = Histogram(
             "visionserve_request_duration_seconds",
-            "HTTP request latency",
+            "Request latency (HTTP and gRPC)",
             ["route", "model"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        self.in_progress = Gauge("visionserve_requests_in_progress", "HTTP requests being served", registry=registry)
+        self.in_progress = Gauge("visionserve_requests_in_progress", "Requests being served", registry=registry)
         self.batch_size = Histogram(
             "visionserve_batch_size", "Images per forward pass", ["model"], buckets=_BATCH_BUCKETS, registry=registry
         )

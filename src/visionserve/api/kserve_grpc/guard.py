@@ -12,7 +12,7 @@ before the request message is deserialized:
 
 Calls that pass run wrapped: unary calls are counted in the app's :class:`InFlight` (so a drain waits
 for them) and in the request metrics (route = the full method name, method ``GRPC``, status = the gRPC
-code's name); :class:`VisionServeError` becomes its :data:`GRPC_STATUS` code with its message, anything
+code's name; requests in progress); :class:`VisionServeError` becomes its :data:`GRPC_STATUS` code with its message, anything
 else ``INTERNAL`` with an error id that the log line carries. ``ModelStreamInfer`` is long-lived: its
 messages are counted one by one by the servicer, the stream itself is neither timed nor waited for.
 """
@@ -154,6 +154,7 @@ class Guard(grpc.aio.ServerInterceptor):
 
         async def behavior(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> object:
             started, code = time.perf_counter(), grpc.StatusCode.OK
+            self.metrics.in_progress.inc()
             try:
                 with contextlib.nullcontext() if probe else self.in_flight.track():
                     return await call(request, context)
@@ -162,6 +163,7 @@ class Guard(grpc.aio.ServerInterceptor):
                 await context.abort(code, message, trailing_metadata=trailers)
                 raise  # unreachable: abort raises
             finally:
+                self.metrics.in_progress.dec()
                 self._observe(method, self.model_label(request), code, started)
 
         return grpc.unary_unary_rpc_method_handler(
