@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     url_image_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated hosts that Roboflow requests may name in url images (empty: refused)."
     )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated origins (https://app.example.com) whose browser pages may call this server, "
+        "or * for any (then without credentials); empty: cross-origin calls are off.",
+    )
     scene_model: str | None = Field(
         None, description="The classify model of DeepStack's /v1/vision/scene (default: the first one by name)."
     )
@@ -222,6 +227,7 @@ class Settings(BaseSettings):
         "webhook_hosts",
         "outbound_allow_networks",
         "stream_url_hosts",
+        "cors_origins",
         mode="before",
     )
     @classmethod
@@ -246,6 +252,18 @@ class Settings(BaseSettings):
     def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         parse_networks(value)
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        origins = tuple(origin.rstrip("/") for origin in value)
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("'*' allows every origin: list origins, or give '*' alone")
+        for origin in origins:
+            scheme, _, host = origin.partition("://")
+            if origin != "*" and (scheme not in {"http", "https"} or not host or "/" in host):
+                raise ValueError(f"origin {origin!r} must be scheme://host[:port], such as https://app.example.com")
+        return origins
 
     @field_validator("streams")
     @classmethod

@@ -2,7 +2,9 @@
 
 Nothing is global: the service (which loads the models) is built and started in the lifespan and
 kept in ``app.state.service``; routes reach it through :mod:`visionserve.api.deps`. Middleware,
-outermost first: metrics, catch-all 500, body timeout, API keys, draining, body size limit.
+outermost first: metrics, CORS (only with ``cors_origins``; it answers preflights before any key is
+asked for), the KServe error shape under ``/v2``, catch-all 500, body timeout, API keys, draining,
+body size limit.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from visionserve import __version__
 from visionserve.api.auth import ApiKeyMiddleware
-from visionserve.api.errors import CatchAllMiddleware, install_error_handlers
+from visionserve.api.errors import CatchAllMiddleware, KServeErrorShape, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
 from visionserve.api.kserve_grpc.server import start_grpc, stop_grpc
 from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
@@ -23,6 +26,7 @@ from visionserve.api.metrics import Metrics, MetricsMiddleware
 from visionserve.api.openapi import install_openapi
 from visionserve.api.routes import (
     deepstack,
+    file_upload,
     frames_ws,
     health,
     jobs,
@@ -130,12 +134,15 @@ def create_app(
     app.add_middleware(
         ApiKeyMiddleware,
         keys=settings.api_keys,
-        realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS),
+        realms=(*deepstack.AUTH_REALMS, *roboflow.AUTH_REALMS, *file_upload.AUTH_REALMS),
         max_body_bytes=settings.max_body_bytes,
         token_check=token_check(app.state.stream_secret),
     )
     app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)  # bounds the key scan's reads too
     app.add_middleware(CatchAllMiddleware, debug=settings.debug)
+    app.add_middleware(KServeErrorShape)
+    if settings.cors_origins:
+        add_cors(app, settings.cors_origins)
     app.add_middleware(MetricsMiddleware, metrics=metrics, long_lived=streams.is_long_lived)
     app.include_router(health.router)
     app.include_router(models.router)
@@ -143,10 +150,31 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(streams.router)
     app.include_router(frames_ws.router)
-    for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload):
+    for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload, file_upload):
         app.include_router(protocol.router)
     install_openapi(app)
     return app
+
+
+#: Response headers that a cross-origin page may read (besides the CORS-safelisted ones).
+CORS_EXPOSED_HEADERS = ("Retry-After", "WWW-Authenticate", "Inference-Header-Content-Length", "Content-Disposition")
+
+
+def add_cors(app: FastAPI, origins: tuple[str, ...]) -> None:
+    """Starlette's ``CORSMiddleware`` for ``origins``, outside the API-key middleware (a preflight
+    carries no key; it is answered before any key is asked for, while the real request still needs
+    one): any method and request header (keys travel in ``Authorization`` or ``X-API-Key``);
+    credentials only for listed origins, never with ``*`` (a page of any origin must not ride on a
+    browser's cookies)."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials=origins != ("*",),
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        max_age=600,
+    )
 
 
 async def drain(app: FastAPI, timeout: float) -> bool:

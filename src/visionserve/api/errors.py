@@ -3,11 +3,14 @@ Beside it, the table from the error tree to gRPC status codes (KServe v2 over gR
 
 Every error answer is ``{"error": {"code": "...", "message": "..."}}``; 5xx answers add an ``id``
 that the log line of the failure also carries (and a ``traceback`` in debug mode only). FastAPI's
-own 404, 405 and 422 answers are replaced by this shape.
+own 404, 405 and 422 answers are replaced by this shape. Under ``/v2`` (KServe v2 / Triton), every
+error answer is KServe's ``{"error": "message"}`` instead, with the same status
+(:class:`KServeErrorShape`): unknown routes, wrong methods, missing keys and refused bodies included.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import traceback
@@ -268,3 +271,73 @@ class CatchAllMiddleware:
             if started:
                 return
             await response(scope, receive, send)
+
+
+#: The path prefix of the KServe v2 protocol, whose errors are ``{"error": "message"}``.
+KSERVE_PREFIX = "/v2"
+#: Error bodies longer than this pass unchanged (ours are a few hundred bytes).
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def kserve_error_body(body: bytes) -> bytes:
+    """``{"error": {"code": ..., "message": m, ...}}`` as KServe's ``{"error": m}``; any other body
+    (already in KServe's shape, or not ours) unchanged."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return body
+    return json.dumps({"error": error["message"]}).encode()
+
+
+class KServeErrorShape:
+    """Answers every JSON error under ``/v2`` in KServe's shape, whichever layer raised it (an
+    unknown route or method, the API-key middleware, body limits, draining, the catch-all 500).
+    Status and headers are kept; only error bodies (status >= 400, JSON) are buffered."""
+
+    def __init__(self, app: ASGIApp, prefix: str = KSERVE_PREFIX) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    def _applies(self, scope: Scope) -> bool:
+        path: str = scope.get("path", "")
+        return scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._applies(scope):
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def reshaping_send(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and _is_json_error(message):
+                held = message
+                return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False) and sum(map(len, chunks)) <= _MAX_ERROR_BODY:
+                return
+            body = b"".join(chunks)
+            if not message.get("more_body", False):
+                body = kserve_error_body(body)
+            headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+            if not message.get("more_body", False):
+                headers.append((b"content-length", str(len(body)).encode()))
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": message.get("more_body", False)})
+            held = None
+
+        await self.app(scope, receive, reshaping_send)
+
+
+def _is_json_error(message: Message) -> bool:
+    if int(message["status"]) < 400:
+        return False
+    content_type = next((v for k, v in message.get("headers", []) if k.lower() == b"content-type"), b"")
+    return bytes(content_type).startswith(b"application/json")

@@ -173,6 +173,11 @@ REQUEST_BODIES: dict[tuple[str, str], Json] = {
     ("post", "/model/remove"): _body(_json(ClearModelRequest)),
     ("post", "/model/clear"): _body(_json(ClearModelRequest), False),
     ("post", "/upload"): _body(_multipart({"file": False}, {}, ["file"])),
+    ("post", "/file_upload"): _body(
+        _multipart({"file": True}, _fields(PredictParams) | {"api_key": {"type": "string"}}, ["file"]) | _raw_images(),
+        description="The photo as multipart 'file' (the Android app's field) with optional option fields, or a raw "
+        "image body; the answer is that of /v1/predict.",
+    ),
     ("post", "/v1/streams"): _body(_json(StreamSpec)),
     ("post", "/v1/streams/{stream_id}/pause"): _no_body(),
     ("post", "/v1/streams/{stream_id}/resume"): _no_body(),

@@ -27,6 +27,7 @@ from visionserve.models.repository import ModelRepository, unknown_model
 from visionserve.models.spec import BackendKind, ModelSpec
 from visionserve.pipeline import Predictor
 from visionserve.serving.instances import BatchItem, ItemResult, ModelInstance
+from visionserve.serving.model_stats import ComputeTimes, ModelStats, StatsRegistry
 from visionserve.serving.results import ModelState, ModelStatus
 from visionserve.serving.threads import ThreadGovernor
 
@@ -83,8 +84,10 @@ class ServedModel:
         observer: ServingObserver | None = None,
         clock: Clock | None = None,
         on_failure: Callable[[ModelNotReadyError], None] | None = None,
+        stats: ModelStats | None = None,
     ) -> None:
         self.spec = spec
+        self.stats = stats or ModelStats()
         self.labels = labels
         self.instances = instances
         self._governor = governor
@@ -131,10 +134,13 @@ class ServedModel:
                 results = await instance.run(items)
         finally:
             self._free.put_nowait(instance)
-        if self._observer is not None:
-            passes = {id(r.timings): r for r in results if isinstance(r, ItemResult)}  # one per forward pass
-            for result in passes.values():
-                self._observer.on_batch(self.spec.name, result.batch_size, result.timings.inference_ms)
+        passes = {id(r.timings): r for r in results if isinstance(r, ItemResult)}  # one per forward pass
+        for result in passes.values():
+            stage = result.timings
+            times = ComputeTimes.from_ms(stage.preprocess_ms, stage.inference_ms, stage.postprocess_ms)
+            self.stats.record_execution(result.batch_size, times)
+            if self._observer is not None:
+                self._observer.on_batch(self.spec.name, result.batch_size, stage.inference_ms)
         return results
 
     async def close(self) -> None:
@@ -163,6 +169,7 @@ class ModelManager:
         governor: shared by every model of the process.
         instances: overrides every model's instance count.
         load: builds one predictor from a spec (default :func:`load_model`).
+        stats: the statistics of every model (its forward passes are recorded there).
         preload: the models that :meth:`load_all` loads (default: every model); the others load
             on demand, on their first request through :meth:`acquire`.
     """
@@ -177,8 +184,10 @@ class ModelManager:
         load: Callable[[ModelSpec], Predictor] = load_model,
         clock: Clock | None = None,
         preload: Collection[str] | None = None,
+        stats: StatsRegistry | None = None,
     ) -> None:
         self.repository = repository
+        self.stats = stats or StatsRegistry()
         self._governor = governor
         self._instances = instances
         self._observer = observer
@@ -322,7 +331,8 @@ class ModelManager:
         def failed(error: ModelNotReadyError) -> None:
             self._dispatcher_died(spec.name, error)
 
-        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock, failed)
+        stats = self.stats.model(spec.name)
+        return ServedModel(spec, labels, instances, self._governor, self._observer, self._clock, failed, stats)
 
     def _dispatcher_died(self, name: str, error: ModelNotReadyError) -> None:
         """Mark ``name`` failed (``/v1/models`` and ``/readyz`` show why) and close its instances in

@@ -35,6 +35,7 @@ from visionserve.serving.instances import (
     decoded_pixels,
 )
 from visionserve.serving.manager import ModelManager, ServedModel, ServingObserver
+from visionserve.serving.model_stats import StatsRegistry, ms_to_ns, record_request
 from visionserve.serving.pixel_budget import (
     DEFAULT_BUDGET_PIXELS,
     DEFAULT_WAIT_S,
@@ -136,6 +137,7 @@ class DetectionService:
         load: builds one predictor from a spec (tests inject slow or failing ones).
         clock: time source of the batchers and of the pixel budget's waits.
         budget: the decoded-pixel budget (default: one made from ``config``).
+        stats: where each model's requests and forward passes are counted (``self.stats``).
     """
 
     def __init__(
@@ -148,8 +150,10 @@ class DetectionService:
         load: Callable[[ModelSpec], Predictor] = load_model,
         clock: Clock | None = None,
         budget: PixelBudget | None = None,
+        stats: StatsRegistry | None = None,
     ) -> None:
         self.repository = repository
+        self.stats = stats or StatsRegistry()
         self.config = config or ServiceConfig()
         self.budget = budget or PixelBudget(self.config.max_decoded_pixels, self.config.decode_wait_s, clock=clock)
         self.governor = ThreadGovernor(self.config.cores, set_threads)
@@ -161,6 +165,7 @@ class DetectionService:
             load=load,
             clock=clock,
             preload=preload_names(self.config.preload, repository),
+            stats=self.stats,
         )
         self.draining = False
         self._pool: ThreadPoolExecutor | None = None
@@ -273,12 +278,35 @@ class DetectionService:
         there are several; also when the images need more than the whole pixel budget),
         :class:`OverloadedError` (queue full, or no share of the pixel budget in time) or the
         model's :class:`InferenceError`.
+
+        Every call on a known model counts in its statistics (``self.stats``): a success with its
+        times, or a failure with the time it took to fail.
         """
         started = time.perf_counter()
         if self.draining and priority is Priority.HIGH:
             # Background work is stopped by its owner (job items in progress finish) before close().
             raise ShuttingDownError("the server is shutting down and takes no new requests")
-        served = await self.manager.acquire(self.resolve_name(model))
+        name = self.resolve_name(model)
+        try:
+            results = await self._detect(name, images, options, full_size, priority, hold, started)
+        except Exception:
+            self.stats.model(name).record_failure(ms_to_ns((time.perf_counter() - started) * 1000.0))
+            raise
+        record_request(self.stats.model(name), [result.timings for result in results])
+        return results
+
+    async def _detect(
+        self,
+        name: str,
+        images: Sequence[bytes | BGRImage],
+        options: PredictOptions | None,
+        full_size: bool,
+        priority: Priority,
+        hold: PixelHold | None,
+        started: float,
+    ) -> list[ImageResult]:
+        """:meth:`detect` on the known model ``name``, called at ``started`` (``perf_counter``)."""
+        served = await self.manager.acquire(name)
         if not images:
             raise InvalidParameterError("no image given")
         served.batcher.check_room(len(images), priority)  # refuse before decoding, not after

@@ -1,7 +1,9 @@
 """KServe v2 / Open Inference Protocol routes, as Triton serves them over HTTP (``/v2/...``).
 
 Health, server and model metadata, readiness, inference (JSON or binary tensors, gzip/deflate
-bodies) and the model-repository extension (index, load, unload). Errors are ``{"error": ...}``.
+bodies), the model-repository extension (index, load, unload), and Triton's model configuration and
+statistics extensions (``config``, ``stats``). Errors are ``{"error": ...}`` (those raised before a
+route runs too: see :class:`~visionserve.api.errors.KServeErrorShape`).
 Readiness routes answer 200 or 400 with no body, as the protocol's boolean answers do.
 """
 
@@ -16,6 +18,7 @@ from visionserve.api.deps import ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, protocol_route
 from visionserve.api.wire import kserve_v2 as v2
+from visionserve.api.wire import triton_config, triton_stats
 from visionserve.serving.results import ModelState
 from visionserve.serving.service import DetectionService
 
@@ -52,6 +55,16 @@ async def ready(service: ServiceDep) -> Response:
     return Response(status_code=200 if service.readiness().ready else 400)
 
 
+@router.get("/models/stats", summary="Statistics of every model")
+async def all_model_stats(service: ServiceDep) -> Response:
+    entries = [
+        (status.name, status.spec.version, service.stats.snapshot(status.name))
+        for status in service.models()
+        if status.spec is not None
+    ]
+    return _json(triton_stats.statistics_response(entries))
+
+
 @router.get("/models/{name}", summary="Model metadata")
 @router.get("/models/{name}/versions/{version}", summary="Model metadata of a version")
 async def model_metadata(name: str, service: ServiceDep, request: Request, version: str | None = None) -> Response:
@@ -64,6 +77,20 @@ async def model_metadata(name: str, service: ServiceDep, request: Request, versi
 async def model_ready(name: str, service: ServiceDep, request: Request, version: str | None = None) -> Response:
     state = service.model(_model(service, name, version, request)).state
     return Response(status_code=200 if state is ModelState.LOADED else 400)
+
+
+@router.get("/models/{name}/config", summary="Model configuration (Triton's shape)")
+@router.get("/models/{name}/versions/{version}/config", summary="Model configuration of a version")
+async def model_config(name: str, service: ServiceDep, request: Request, version: str | None = None) -> Response:
+    status = service.model(_model(service, name, version, request))
+    return _json(triton_config.model_config(service.spec(name), status.instances))
+
+
+@router.get("/models/{name}/stats", summary="Model statistics")
+@router.get("/models/{name}/versions/{version}/stats", summary="Model statistics of a version")
+async def model_stats(name: str, service: ServiceDep, request: Request, version: str | None = None) -> Response:
+    spec = service.spec(_model(service, name, version, request))
+    return _json(triton_stats.statistics_response([(spec.name, spec.version, service.stats.snapshot(spec.name))]))
 
 
 @router.post("/models/{name}/infer", summary="Inference")

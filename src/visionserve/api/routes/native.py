@@ -35,19 +35,29 @@ _DOC_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 async def predict(
-    request: Request, service: DetectionService, model: str | None, hold: PixelHold, boxes_only: bool
+    request: Request,
+    service: DetectionService,
+    model: str | None,
+    hold: PixelHold,
+    boxes_only: bool,
+    field: str = native.IMAGE_FIELD,
+    route_fields: frozenset[str] = frozenset(),
 ) -> Response:
-    """Parse, predict, render; shared by the four routes (``boxes_only``: the detect routes). The
-    decoded images' pixel reservation is held (``hold``) until the answer is built."""
+    """Parse, predict, render; shared by the four routes and ``/file_upload`` (``boxes_only``: the
+        detect routes; ``field``: the multipart field of the images; ``route_fields``: query and form
+    names that the route reads itself, not options). The decoded images' pixel
+        reservation is held (``hold``) until the answer is built."""
     name = service.resolve_name(model)
     tag_model(request, name)
     spec = service.spec(name)
     if boxes_only:
         native.check_gives_boxes(spec)
-    query = native.query_values(request.query_params.multi_items())
+    items = request.query_params.multi_items()
+    query = native.query_values((key, value) for key, value in items if key not in route_fields)
     native.parse_params(query, {})  # bad query options fail before the upload is read
-    upload = await read_images(request, native.IMAGE_FIELD)
-    params = native.parse_params(query, upload.fields)
+    upload = await read_images(request, field)
+    form = {key: values for key, values in upload.fields.items() if key not in route_fields}
+    params = native.parse_params(query, form)
     labels = service.labels(name)
     as_image = native.wants_image(params, request.headers.get("accept"), len(upload.images))
     options = native.predict_options(params, labels)
