@@ -1,6 +1,6 @@
 """KServe v2 over gRPC against a real server, driven by the official ``tritonclient[grpc]`` client, unchanged:
 health, metadata, inference (BYTES images, UINT8 pixels, raw and typed contents), streaming, the
-repository extension and the status codes of errors."""
+repository extension, model config and statistics, and the status codes of errors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
+import tritonclient.http as triton_http
+from google.protobuf import json_format
 from tests.conftest import encode, photo
 from tests.fuzz_corpus import huge_png
 from tests.integration.conftest import ServerProcess
@@ -24,6 +26,7 @@ from tests.integration.protocol_servers import (
     protocol_server,
 )
 from tests.protocol_task_models import CLASS_LABELS, CLASS_SCORES
+from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -200,3 +203,37 @@ def test_repository_index_unload_and_load(client: triton.InferenceServerClient) 
     assert client.is_model_ready(POSE_MODEL)
     assert status_of(lambda: client.load_model("nope"))[0] == "StatusCode.NOT_FOUND"
     assert status_of(lambda: client.load_model(POSE_MODEL, config="{}"))[0] == "StatusCode.INVALID_ARGUMENT"
+
+
+def test_model_config_is_the_http_document_as_a_message(
+    server: ServerProcess, client: triton.InferenceServerClient
+) -> None:
+    config = client.get_model_config(YOLO_MODEL).config
+    assert (config.name, config.platform, config.max_batch_size) == (YOLO_MODEL, "onnxruntime", 8)
+    assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [("image", mc.TYPE_STRING, [1])]
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert [group.kind for group in config.instance_group] == [mc.ModelInstanceGroup.KIND_CPU]
+    with triton_http.InferenceServerClient(server.url.removeprefix("http://")) as http:
+        over_http = json_format.ParseDict(http.get_model_config(YOLO_MODEL), mc.ModelConfig())
+    assert config == over_http
+    assert client.get_model_config(YOLO_MODEL, "3").config == config
+    assert status_of(lambda: client.get_model_config("nope"))[0] == "StatusCode.NOT_FOUND"
+
+
+def test_statistics_count_grpc_requests(client: triton.InferenceServerClient) -> None:
+    def stats(model: str) -> service_pb2.ModelStatistics:
+        (entry,) = client.get_inference_statistics(model).model_stats
+        return entry
+
+    before = stats(YOLO_MODEL)
+    client.infer(YOLO_MODEL, [encoded_input(BLACK, BLACK, BLACK)])
+    bad = encoded_input(b"not an image")
+    status_of(lambda: client.infer(YOLO_MODEL, [bad]))
+    after = stats(YOLO_MODEL)
+    assert after.inference_count - before.inference_count == 3
+    assert after.inference_stats.success.count - before.inference_stats.success.count == 1
+    assert after.inference_stats.fail.count - before.inference_stats.fail.count == 1
+    assert after.execution_count > before.execution_count and after.version == "3"
+    every = {entry.name for entry in client.get_inference_statistics().model_stats}
+    assert {YOLO_MODEL, DEFAULT_MODEL, CLS_MODEL} <= every
+    assert status_of(lambda: client.get_inference_statistics("nope"))[0] == "StatusCode.NOT_FOUND"

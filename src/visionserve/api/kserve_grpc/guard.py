@@ -12,9 +12,10 @@ before the request message is deserialized:
 
 Calls that pass run wrapped: unary calls are counted in the app's :class:`InFlight` (so a drain waits
 for them) and in the request metrics (route = the full method name, method ``GRPC``, status = the gRPC
-code's name; requests in progress); :class:`VisionServeError` becomes its :data:`GRPC_STATUS` code with its message, anything
-else ``INTERNAL`` with an error id that the log line carries. ``ModelStreamInfer`` is long-lived: its
-messages are counted one by one by the servicer, the stream itself is neither timed nor waited for.
+code's name; requests in progress); :class:`VisionServeError` becomes its :data:`GRPC_STATUS` code
+with its message, anything else ``INTERNAL`` with an error id that the log line carries.
+``ModelStreamInfer`` is long-lived: its messages are counted one by one by the servicer, the stream
+itself is neither timed nor waited for.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each method parses its message, calls the service (inference through :func:`kser
 the same models, thresholds and batching as ``POST /v2/models/{name}/infer``) and renders the answer;
 errors are raised as :class:`VisionServeError` and turned into status codes by :mod:`.guard`.
 
+``ModelConfig`` and ``ModelStatistics`` convert the documents of Triton's HTTP extensions
+(:mod:`~visionserve.api.wire.triton_config`, :mod:`~visionserve.api.wire.triton_stats`) into their
+messages; statistics without a model name cover every valid model of the repository.
 ``ModelReady`` answers ``ready: false`` for an unknown model or version (as Triton does), where
 ``ModelMetadata`` and ``ModelInfer`` answer ``NOT_FOUND``. ``RepositoryModelLoad`` takes no config or
 file overrides (``INVALID_ARGUMENT``): models come from the repository folder. ``ModelStreamInfer``
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 
 from visionserve import __version__
 from visionserve.api import kserve_infer
@@ -29,8 +33,10 @@ from visionserve.api.kserve_grpc import codec
 from visionserve.api.kserve_grpc.guard import METRICS_METHOD, SERVICE, failure
 from visionserve.api.kserve_grpc.protos import grpc_service_pb2 as pb
 from visionserve.api.kserve_grpc.protos import grpc_service_pb2_grpc as pb_grpc
+from visionserve.api.kserve_grpc.protos import model_config_pb2
 from visionserve.api.metrics import Metrics
 from visionserve.api.wire import kserve_v2 as v2
+from visionserve.api.wire import triton_config, triton_stats
 from visionserve.errors import InvalidParameterError, ModelNotFoundError
 from visionserve.serving.results import ModelState
 from visionserve.serving.service import DetectionService
@@ -73,6 +79,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         spec = self.service.spec(kserve_infer.checked_model(self.service, request.name, request.version))
         metadata = v2.render_model_metadata(spec.name, spec.version, spec.backend.value, spec.task)
         return codec.render_model_metadata(metadata)
+
+    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Context) -> pb.ModelConfigResponse:
+        name = kserve_infer.checked_model(self.service, request.name, request.version)
+        document = triton_config.model_config(self.service.spec(name), self.service.model(name).instances)
+        return pb.ModelConfigResponse(config=json_format.ParseDict(document, model_config_pb2.ModelConfig()))
+
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Context) -> pb.ModelStatisticsResponse:
+        if request.name:
+            names = [kserve_infer.checked_model(self.service, request.name, request.version)]
+        else:
+            names = [status.name for status in self.service.models() if status.spec is not None]
+        entries = [(name, self.service.spec(name).version, self.service.stats.snapshot(name)) for name in names]
+        document = triton_stats.statistics_response(entries)
+        return json_format.ParseDict(document, pb.ModelStatisticsResponse())
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
         return await self._infer(request)
