@@ -76,6 +76,6 @@ async def test_v2_errors_raised_before_any_route_are_kserve_shaped(tmp_path: Pat
 
 
 def test_kserve_error_body_keeps_what_is_not_ours() -> None:
-    assert kserve_error_body(b'{"error": {"code": "c", "message": "m", "id": "1"}}') == b'{"error": "m"}'
+    assert kserve_error_body(b'{"error": {"code": "c", "message": "m", "id": "1"}}') == b'{"error":"m"}'
     for body in (b'{"error": "already"}', b"plain text", b"[1, 2]", b'{"error": {"code": 1}}'):
         assert kserve_error_body(body) == body

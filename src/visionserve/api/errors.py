@@ -289,7 +289,7 @@ def kserve_error_body(body: bytes) -> bytes:
     error = document.get("error") if isinstance(document, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("message"), str):
         return body
-    return json.dumps({"error": error["message"]}).encode()
+    return json.dumps({"error": error["message"]}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class KServeErrorShape:
