@@ -20,6 +20,7 @@ itself is neither timed nor waited for.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -159,6 +160,9 @@ class Guard(grpc.aio.ServerInterceptor):
             try:
                 with contextlib.nullcontext() if probe else self.in_flight.track():
                     return await call(request, context)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED  # the client went away, or the server stops
+                raise
             except Exception as exc:
                 code, message, trailers = failure(exc, method, self.debug)
                 await context.abort(code, message, trailing_metadata=trailers)
