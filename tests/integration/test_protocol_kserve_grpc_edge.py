@@ -62,9 +62,7 @@ def test_api_keys_travel_as_metadata() -> None:
         assert error is not None and "UNAUTHENTICATED" in str(error.status())
 
 
-def test_concurrent_calls_share_forward_passes_and_are_counted(
-    tmp_path: Path,
-) -> None:
+def test_concurrent_calls_share_forward_passes_and_are_counted() -> None:
     server = protocol_server()
     names = ["astronaut", "chelsea"] * 8
     images = {name: encode(photo(name)) for name in set(names)}
