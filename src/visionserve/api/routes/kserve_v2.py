@@ -36,8 +36,8 @@ def _json(document: object) -> Response:
 
 def _model(service: DetectionService, name: str, version: str | None, request: Request) -> str:
     """``name`` checked to exist (and to have ``version`` when one is given)."""
-    tag_model(request, kserve_infer.checked_model(service, name, version))
-    return name
+    tag_model(request, service.resolve_name(name))
+    return kserve_infer.checked_model(service, name, version)
 
 
 @router.get("", summary="Server metadata")
