@@ -11,8 +11,9 @@ messages; statistics without a model name cover every valid model of the reposit
 ``ModelMetadata`` and ``ModelInfer`` answer ``NOT_FOUND``. ``RepositoryModelLoad`` takes no config or
 file overrides (``INVALID_ARGUMENT``): models come from the repository folder. ``ModelStreamInfer``
 runs up to :data:`STREAM_WINDOW` requests of a stream at once (so that they share batches) and
-answers each as it completes, with the request's ``id``; a failed request answers ``error_message``
-and the stream goes on, as Triton's does.
+answers each as it completes, with the request's ``id``; further requests stay unread while that many
+are running or waiting to be sent back. A failed request answers ``error_message`` and the stream
+goes on, as Triton's does.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from visionserve.serving.service import DetectionService
 
 logger = logging.getLogger(__name__)
 
-#: Requests of one stream that run at once; the stream is not read further until one finishes.
+#: Requests of one stream that run or wait to be sent back at once; the stream is not read further
+#: until one answer has gone out.
 STREAM_WINDOW = 32
 STREAM_ROUTE = f"/{SERVICE}/ModelStreamInfer"
 
@@ -131,10 +133,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         running: set[asyncio.Task[None]] = set()
 
         async def answer(request: pb.ModelInferRequest) -> None:
-            try:
-                await answers.put(await self._stream_one(request))
-            finally:
-                window.release()
+            await answers.put(await self._stream_one(request))  # it answers every failure itself
 
         async def read() -> None:
             try:
@@ -151,6 +150,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             while (response := await answers.get()) is not None:
                 yield response
+                window.release()  # only now: a client that reads no answers stops the reading
             await reader  # a failed read (the stream broke) raises here
         finally:
             for task in (reader, *running):
