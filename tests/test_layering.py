@@ -20,6 +20,8 @@ ONLY_IN = {
     "alembic": ("storage/",),
     "onnxruntime": ("backends/onnxruntime.py",),
     "ai_edge_litert": ("backends/litert.py",),
+    "grpc": ("api/",),
+    "google": ("api/",),  # protobuf
 }
 #: Packages of visionserve that core/ must not import.
 CORE_MAY_IMPORT = {"visionserve.errors", "visionserve.types", "visionserve.core"}

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for every interface).")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    grpc_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="TCP port for KServe v2 over gRPC on the same host (Triton uses 8001); off when unset.",
+    )
     models: Path | None = Field(
         None, description="Model repository folder (one sub-folder with a model.yaml per model)."
     )

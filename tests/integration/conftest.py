@@ -47,12 +47,14 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """A running ``visionserve serve``: its base URL, process and log file (stdout + stderr)."""
+    """A running ``visionserve serve``: its base URL, process and log file (stdout + stderr), and
+    ``host:port`` of its KServe v2 gRPC server when it was started with one."""
 
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
     clients: list[httpx.Client] = field(default_factory=list)
+    grpc_target: str | None = None
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client for this server (closed when the server stops)."""
@@ -86,12 +88,19 @@ def launch_server(
     env: Mapping[str, str] | None = None,
     log_dir: Path | None = None,
     wait_ready: bool = True,
+    grpc: bool = False,
 ) -> ServerProcess:
     """Start ``python -m visionserve serve --port <free> [args]`` with the current environment minus
     every ``VISIONSERVE_*`` variable, plus ``env``; with ``wait_ready`` return once /readyz is 200.
     Unless ``env`` names one, the data folder (jobs database, artifacts, uploads) is a new temporary
-    folder, never the checkout's ``var/``."""
+    folder, never the checkout's ``var/``. With ``grpc`` it also serves KServe v2 over gRPC on another
+    free port (``server.grpc_target``)."""
     port = free_port()
+    grpc_target = None
+    if grpc:
+        grpc_port = free_port()
+        grpc_target = f"127.0.0.1:{grpc_port}"
+        args = ("--grpc-port", str(grpc_port), *args)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VISIONSERVE_")}
     environment.update({"PYTHONUNBUFFERED": "1", "VISIONSERVE_DATA_DIR": tempfile.mkdtemp(prefix="visionserve-data-")})
     environment.update(env or {})
@@ -99,7 +108,7 @@ def launch_server(
     command = [sys.executable, "-m", "visionserve", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path, grpc_target=grpc_target)
     if wait_ready:
         try:
             wait_until_ready(server)
@@ -137,11 +146,13 @@ def running_server(
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """``start_server(*args, env=None, wait_ready=True)``: a server that is stopped after the test."""
+    """``start_server(*args, env=None, wait_ready=True, grpc=False)``: a server that is stopped after the test."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: Mapping[str, str] | None = None, wait_ready: bool = True) -> ServerProcess:
-        server = launch_server(args, env, tmp_path, wait_ready)
+    def start(
+        *args: str, env: Mapping[str, str] | None = None, wait_ready: bool = True, grpc: bool = False
+    ) -> ServerProcess:
+        server = launch_server(args, env, tmp_path, wait_ready, grpc)
         started.append(server)
         return server
 

@@ -6,7 +6,8 @@ fixed table, so its boxes are known exactly (see :data:`YOLO_BOXES`), ``crashy``
 plugin that fails on red images, and one tiny model of each other task with constant answers
 (``tiny-seg``, ``tiny-pose``, ``tiny-cls``: see ``tests/factories.py``). They are kept in a
 per-process cache (one per set of flags) and stopped at exit, so that every protocol module
-shares them without a session fixture in conftest.
+shares them without a session fixture in conftest. Each also serves KServe v2 over gRPC
+(``server.grpc_target``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _start(*flags: str) -> ServerProcess:
     repository = write_repository(root / "models")
     write_plugin_model(repository, CRASHY_MODEL, crash_on_red=True, instances=1)
     args = ("--models", str(repository), "--data-dir", str(root / "data"), "--threads", "2", *flags)
-    return launch_server(args, log_dir=root)
+    return launch_server(args, log_dir=root, grpc=True)
 
 
 _SERVERS: dict[tuple[str, ...], ServerProcess] = {}

@@ -20,6 +20,7 @@ from visionserve import __version__
 from visionserve.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
 from visionserve.api.errors import CatchAllMiddleware, KServeErrorShape, install_error_handlers
 from visionserve.api.jobs_wiring import JobsBodyLimit, start_jobs, stop_jobs
+from visionserve.api.kserve_grpc.server import start_grpc, stop_grpc
 from visionserve.api.limits import BodyTimeoutMiddleware, DrainMiddleware, InFlight
 from visionserve.api.metrics import Metrics, MetricsMiddleware
 from visionserve.api.openapi import install_openapi
@@ -70,7 +71,8 @@ def create_app(
     (``app.state.jobs``) is built from the settings, or ``jobs_service`` is started, in the lifespan too.
     ``resolver`` resolves the hosts of URLs the server fetches itself (see :mod:`visionserve.outbound`).
     Live streams (``app.state.streams``) start after the jobs and stop before them; ``stream_stages``
-    builds each stream's tracker, counters and motion gate.
+    builds each stream's tracker, counters and motion gate. With ``settings.grpc_port`` the KServe v2
+    gRPC server (:mod:`visionserve.api.kserve_grpc`) starts last and stops first, on the same service.
     """
 
     @asynccontextmanager
@@ -80,13 +82,16 @@ def create_app(
         )
         app.state.service = running
         await running.start()
+        grpc_server = None
         try:
             await start_jobs(app, settings, repository, jobs_service, running, resolver)
             await start_streams(app, settings, running, resolver, stream_stages)
+            grpc_server = await start_grpc(settings, running, metrics, in_flight)
             logger.info("serving %d model(s) on http://%s:%d", len(repository.names()), settings.host, settings.port)
             yield
         finally:
             try:
+                await stop_grpc(grpc_server)
                 await stop_streams(app)
                 await stop_jobs(app)
             finally:

@@ -1,4 +1,5 @@
 """HTTP errors: the one table from the error tree to status codes, and the shape of every error.
+Beside it, the table from the error tree to gRPC status codes (KServe v2 over gRPC).
 
 Every error answer is ``{"error": {"code": "...", "message": "..."}}``; 5xx answers add an ``id``
 that the log line of the failure also carries (and a ``traceback`` in debug mode only). FastAPI's
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -86,6 +88,24 @@ ERROR_STATUS: dict[type[VisionServeError], tuple[HTTPStatus, str]] = {
     VisionServeError: (HTTPStatus.INTERNAL_SERVER_ERROR, "error"),
 }
 
+#: The same tree for gRPC (``--grpc-port``): an exception takes the entry of its nearest class.
+GRPC_STATUS: dict[type[VisionServeError], grpc.StatusCode] = {
+    ImageTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RequestTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    InputError: grpc.StatusCode.INVALID_ARGUMENT,
+    AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
+    ModelNotFoundError: grpc.StatusCode.NOT_FOUND,
+    JobNotFoundError: grpc.StatusCode.NOT_FOUND,
+    StreamNotFoundError: grpc.StatusCode.NOT_FOUND,
+    NoFrameYetError: grpc.StatusCode.UNAVAILABLE,
+    JobStateError: grpc.StatusCode.FAILED_PRECONDITION,
+    OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ModelNotReadyError: grpc.StatusCode.UNAVAILABLE,
+    ShuttingDownError: grpc.StatusCode.UNAVAILABLE,
+    StorageError: grpc.StatusCode.UNAVAILABLE,
+    VisionServeError: grpc.StatusCode.INTERNAL,
+}
+
 #: The status of a request whose client went away before its body was read (nobody reads the answer;
 #: access logs and metrics see a client error, not a server one).
 CLIENT_DISCONNECTED = (HTTPStatus.BAD_REQUEST, "client_disconnected")
@@ -100,6 +120,11 @@ def status_of(exc: VisionServeError) -> tuple[HTTPStatus, str]:
         if cls in ERROR_STATUS:
             return ERROR_STATUS[cls]
     return HTTPStatus.INTERNAL_SERVER_ERROR, "error"
+
+
+def grpc_status_of(exc: VisionServeError) -> grpc.StatusCode:
+    """The gRPC status of ``exc``: the :data:`GRPC_STATUS` entry of the nearest class in its MRO."""
+    return next(GRPC_STATUS[cls] for cls in type(exc).__mro__ if cls in GRPC_STATUS)
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

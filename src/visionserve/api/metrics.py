@@ -14,8 +14,10 @@ visionserve_images_total                   counter    model: images through forw
 =========================================  =========  ==============================================
 
 Routes name the model they serve with :func:`tag_model`; requests that no route matched are
-counted under the route ``unmatched``. Long-lived responses (stream viewers) are counted but not
-timed: their duration is how long someone watched, not a latency.
+counted under the route ``unmatched``. gRPC calls (``--grpc-port``) are counted in the same two
+metrics with the full method name as route (``/inference.GRPCInferenceService/ModelInfer``), method
+``GRPC`` and the status code's name as status (``OK``, ``NOT_FOUND``, ...). Long-lived responses
+(stream viewers) are counted but not timed: their duration is how long someone watched, not a latency.
 """
 
 from __future__ import annotations
@@ -72,16 +74,19 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.requests = Counter(
-            "visionserve_requests", "HTTP requests", ["route", "method", "model", "status"], registry=registry
+            "visionserve_requests",
+            "Requests (HTTP and gRPC)",
+            ["route", "method", "model", "status"],
+            registry=registry,
         )
         self.latency = Histogram(
             "visionserve_request_duration_seconds",
-            "HTTP request latency",
+            "Request latency (HTTP and gRPC)",
             ["route", "model"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        self.in_progress = Gauge("visionserve_requests_in_progress", "HTTP requests being served", registry=registry)
+        self.in_progress = Gauge("visionserve_requests_in_progress", "Requests being served", registry=registry)
         self.batch_size = Histogram(
             "visionserve_batch_size", "Images per forward pass", ["model"], buckets=_BATCH_BUCKETS, registry=registry
         )
@@ -100,7 +105,7 @@ class Metrics:
         self.inference.labels(model).observe(inference_ms / 1000.0)
         self.images.labels(model).inc(size)
 
-    def observe_request(self, route: str, method: str, model: str, status: int, seconds: float) -> None:
+    def observe_request(self, route: str, method: str, model: str, status: int | str, seconds: float) -> None:
         self.requests.labels(route, method, model, str(status)).inc()
         self.latency.labels(route, model).observe(seconds)
 

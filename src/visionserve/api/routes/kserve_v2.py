@@ -9,27 +9,18 @@ Readiness routes answer 200 or 400 with no body, as the protocol's boolean answe
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from visionserve import __version__
+from visionserve.api import kserve_infer
 from visionserve.api.deps import ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
 from visionserve.api.routes.protocol_support import ProtocolError, protocol_route
 from visionserve.api.wire import kserve_v2 as v2
 from visionserve.api.wire import triton_config, triton_stats
-from visionserve.api.wire.kserve_outputs import ImagePrediction, output_tensors
-from visionserve.errors import ModelNotFoundError
 from visionserve.serving.results import ModelState
 from visionserve.serving.service import DetectionService
-
-_STATES = {
-    ModelState.LOADED: v2.RepositoryState.READY,
-    ModelState.LOADING: v2.RepositoryState.LOADING,
-    ModelState.UNLOADING: v2.RepositoryState.UNLOADING,
-}
 
 
 def _error(error: ProtocolError) -> Response:
@@ -45,11 +36,8 @@ def _json(document: object) -> Response:
 
 def _model(service: DetectionService, name: str, version: str | None, request: Request) -> str:
     """``name`` checked to exist (and to have ``version`` when one is given)."""
-    spec = service.spec(name)
-    tag_model(request, name)
-    if version is not None and version != spec.version:
-        raise ModelNotFoundError(f"model '{name}' has no version '{version}' (it has '{spec.version}')")
-    return name
+    tag_model(request, service.resolve_name(name))
+    return kserve_infer.checked_model(service, name, version)
 
 
 @router.get("", summary="Server metadata")
@@ -111,20 +99,12 @@ async def infer(
     name: str, request: Request, service: ServiceDep, settings: SettingsDep, version: str | None = None
 ) -> Response:
     name = _model(service, name, version, request)
-    task = service.spec(name).task
-    # Outputs are checked against the model's task before any image is decoded.
     body = v2.decode_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
     parsed = v2.parse_infer_request(body, v2.parse_header_length(request.headers.get(v2.HEADER_LENGTH_HEADER)))
-    wanted = v2.requested_outputs(parsed.request, task, name)
-    labels = service.labels(name)
-    options = v2.request_options(parsed.request).to_predict_options(labels)
-    count = v2.classification_count(wanted)
-    if count is not None:
-        options = replace(options, top_k=max(count, options.top_k or 0))
-    results = await service.detect(name, v2.image_inputs(parsed), options)
-    found = [ImagePrediction(result.prediction, result.width, result.height) for result in results]
-    tensors = output_tensors(wanted, found, labels)
-    content, header_length = v2.render_infer_response(name, results[0].version, parsed.request, wanted, tensors)
+    outcome = await kserve_infer.infer(service, name, parsed)
+    content, header_length = v2.render_infer_response(
+        name, outcome.version, parsed.request, outcome.wanted, outcome.tensors
+    )
     if header_length is None:
         return Response(content, media_type="application/json")
     headers = {v2.HEADER_LENGTH_HEADER: str(header_length)}
@@ -134,16 +114,8 @@ async def infer(
 @router.post("/repository/index", summary="Models of the repository and their states")
 async def repository_index(request: Request, service: ServiceDep) -> Response:
     only_ready = v2.parse_index_request(await request.body()).ready
-    entries = [
-        v2.RepositoryModel(
-            name=status.name,
-            version=status.spec.version if status.spec else None,
-            state=_STATES.get(status.state, v2.RepositoryState.UNAVAILABLE),
-            reason=status.error or ("" if status.state is ModelState.LOADED else status.state.value),
-        ).model_dump(exclude_none=True)
-        for status in service.models()
-    ]
-    return _json([e for e in entries if not only_ready or e["state"] == v2.RepositoryState.READY])
+    entries = v2.repository_index(service.models(), only_ready)
+    return _json([entry.model_dump(exclude_none=True) for entry in entries])
 
 
 @router.post("/repository/models/{name}/load", summary="Load a model")

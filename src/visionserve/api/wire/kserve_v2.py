@@ -52,6 +52,7 @@ from visionserve.api.wire.kserve_tensors import (
 )
 from visionserve.errors import ImageTooLargeError, InvalidParameterError
 from visionserve.models.spec import ColorOrder, Task
+from visionserve.serving.results import ModelState, ModelStatus
 
 #: HTTP header that gives the length of the JSON part of a body followed by binary tensors.
 HEADER_LENGTH_HEADER = "Inference-Header-Content-Length"
@@ -342,6 +343,28 @@ def render_infer_response(
     if not chunks:
         return header, None
     return header + b"".join(chunks), len(header)
+
+
+_STATES = {
+    ModelState.LOADED: RepositoryState.READY,
+    ModelState.LOADING: RepositoryState.LOADING,
+    ModelState.UNLOADING: RepositoryState.UNLOADING,
+}
+
+
+def repository_index(statuses: Sequence[ModelStatus], only_ready: bool) -> list[RepositoryModel]:
+    """The repository extension's index of ``statuses`` (only the ``READY`` models with ``only_ready``);
+    the reason of a model that is not ready is its error or its state."""
+    entries = [
+        RepositoryModel(
+            name=status.name,
+            version=status.spec.version if status.spec else None,
+            state=_STATES.get(status.state, RepositoryState.UNAVAILABLE),
+            reason=status.error or ("" if status.state is ModelState.LOADED else status.state.value),
+        )
+        for status in statuses
+    ]
+    return [entry for entry in entries if not only_ready or entry.state is RepositoryState.READY]
 
 
 def render_model_metadata(name: str, version: str, platform: str, task: Task = Task.DETECT) -> ModelMetadata:

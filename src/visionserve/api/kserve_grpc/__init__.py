@@ -1,0 +1,1 @@
+"""KServe v2 / Triton's ``GRPCInferenceService`` over gRPC (``--grpc-port``), beside the HTTP API."""
