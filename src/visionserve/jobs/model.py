@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from visionserve.errors import InvalidParameterError, JobNotFoundError, JobStateError
 from visionserve.jobs.video_model import VideoOptions
@@ -135,7 +135,7 @@ class JobOptions:
     Raises :class:`InvalidParameterError` for out-of-range thresholds.
     """
 
-    conf: float | None = None
+    conf: float | Literal["best"] | None = None
     iou: float | None = None
     classes: tuple[int, ...] | None = None
     max_det: int | None = None

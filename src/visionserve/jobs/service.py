@@ -51,7 +51,7 @@ from visionserve.jobs.video_model import VideoOptions
 from visionserve.models.loading import spec_labels
 from visionserve.models.repository import ModelRepository
 from visionserve.outbound import OutboundPolicy
-from visionserve.pipeline import resolve_classes
+from visionserve.pipeline import check_conf, resolve_classes
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ class JobService:
         """
         spec = self.repository.get(new.model or self.repository.default_name)
         options = new.options
+        check_conf(spec, options.conf)
         if classes:
             options = dataclasses.replace(options, classes=tuple(sorted(resolve_classes(classes, spec_labels(spec)))))
         self._check(new)
