@@ -12,6 +12,7 @@ kept on a confirmed track. Frame-based timings follow ``max_fps`` when the strea
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,9 @@ class TrackingStage:
     """:class:`Tracker` as the session's tracker: it sees every row the model gave (down to its
     ``low_thresh``); :meth:`update` answers the rows scoring at least ``conf`` and, below that, only
     those the tracker matched to a confirmed track (an occluded or blurred object keeping its box).
-    ``conf`` may be per-class thresholds (``conf=best``; the manager sets them after building)."""
+    ``conf`` may be per-class thresholds (``conf=best``; the manager sets them after building): then
+    the answer holds only the rows at their class's threshold (the tracker still gives them ids), as
+    the tracker's own thresholds are one number (the lowest of the classes')."""
 
     def __init__(self, tracker: Tracker, conf: Threshold) -> None:
         self.tracker = tracker
@@ -52,7 +55,10 @@ class TrackingStage:
     def update(self, detections: Detections) -> Detections:
         tracked = self.tracker.update(detections)
         ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1)
-        return tracked[keep_mask(tracked.confidence, tracked.class_id, self.conf) | (ids >= 0)]
+        keep = keep_mask(tracked.confidence, tracked.class_id, self.conf)
+        if isinstance(self.conf, Mapping):  # per-class: a track started below its class's threshold must not show
+            return tracked[keep]
+        return tracked[keep | (ids >= 0)]
 
 
 def tracker_config(spec: StreamSpec) -> TrackerConfig:

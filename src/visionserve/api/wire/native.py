@@ -179,7 +179,7 @@ def model_document(status: ModelStatus) -> dict[str, Any]:
         "description": spec.description if spec else "",
         "labels": {str(k): v for k, v in sorted(labels.as_dict().items())} if labels else {},
         "input": None,
-        "thresholds": spec.thresholds.model_dump() if spec else None,
+        "thresholds": {**spec.thresholds.model_dump(), "classes": dict(spec.class_conf)} if spec else None,
         "keypoints": _keypoints_document(spec) if spec else None,
         "instances": status.instances,
         "batching": spec.batching.model_dump() if spec else None,
