@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,15 @@ import click
 from tqdm import tqdm
 
 from visionserve.cli.common import models_dir_option, open_repository, reports_errors
-from visionserve.core.thresholds import OTHER, Threshold
 from visionserve.evaluation.classify_sets import ClassifySet
-from visionserve.evaluation.evaluate import ConfOf, Evaluation, evaluate_boxes, evaluate_classes
+from visionserve.evaluation.evaluate import Evaluation, configured_conf, evaluate_boxes, evaluate_classes
 from visionserve.evaluation.inputs import SetFormat, guess_format, read_set
 from visionserve.evaluation.runner import local_infer
 from visionserve.evaluation.table import report_table
 from visionserve.evaluation.thresholds import save_thresholds, thresholds_path
 from visionserve.models.loading import load_model
 from visionserve.models.spec import Task
-from visionserve.pipeline import Predictor, class_thresholds
-
-
-def conf_of(threshold: Threshold) -> ConfOf:
-    """The configured threshold of each class id."""
-    if isinstance(threshold, Mapping):
-        return lambda class_id: float(threshold.get(class_id, threshold[OTHER]))
-    return lambda class_id: float(threshold)
+from visionserve.pipeline import Predictor
 
 
 def _run(
@@ -43,7 +34,7 @@ def _run(
         skip = options["skip_unknown"]
         if isinstance(labelled, ClassifySet):
             return evaluate_classes(spec, model.labels, labelled, images, infer, skip, lambda: step(1))
-        configured = conf_of(class_thresholds(spec, model.labels, None))
+        configured = configured_conf(spec, model.labels)
         return evaluate_boxes(spec, model.labels, labelled, images, infer, configured, skip, lambda: step(1))
 
 

@@ -5,13 +5,14 @@ the report (a JSON-ready dict; :mod:`visionserve.evaluation.table` prints it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
+from visionserve.core.thresholds import OTHER
 from visionserve.errors import DatasetError
 from visionserve.evaluation.classify_sets import ClassifySet
 from visionserve.evaluation.datasets import LabelledSet, to_coco
@@ -20,9 +21,19 @@ from visionserve.evaluation.metrics import MATCH_IOU, CocoMetrics, Curve, coco_e
 from visionserve.evaluation.runner import CONF_FLOOR, Infer, coco_results, run_images, top_classes
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec, Task
+from visionserve.pipeline import class_thresholds
 
 #: A class's threshold "as configured": the model's conf, or its saved per-class thresholds.
 ConfOf = Callable[[int], float]
+
+
+def configured_conf(spec: ModelSpec, labels: Labels) -> ConfOf:
+    """Each class id's threshold as the model answers by default (its ``conf``, or its saved
+    per-class thresholds when its ``thresholds.conf`` is ``best``)."""
+    threshold = class_thresholds(spec, labels, None)
+    if isinstance(threshold, Mapping):
+        return lambda class_id: float(threshold.get(class_id, threshold[OTHER]))
+    return lambda class_id: float(threshold)
 
 
 @dataclass(frozen=True)
