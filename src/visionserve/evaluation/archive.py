@@ -56,8 +56,9 @@ def _check_member(member: zipfile.ZipInfo) -> None:
         raise DatasetError(f"archive member {name[:200]!r} expands more than {MAX_RATIO} times")
 
 
-def check_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> None:
+def check_archive(data: bytes, limits: ArchiveLimits | None = None) -> None:
     """Refuse an archive that breaks the rules of the module docstring (:class:`DatasetError`)."""
+    limits = limits or ArchiveLimits()
     members = _members(data)
     if len(members) > limits.max_members:
         raise DatasetError(f"the archive has {len(members)} entries; the limit is {limits.max_members}")
@@ -69,7 +70,7 @@ def check_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> None:
         raise DatasetError(f"the archive expands to {total} bytes; the limit is {limits.max_bytes}")
 
 
-def extract_archive(data: bytes, target: Path, limits: ArchiveLimits = ArchiveLimits()) -> None:
+def extract_archive(data: bytes, target: Path, limits: ArchiveLimits | None = None) -> None:
     """Check ``data`` then write its files under ``target`` (folders are created as needed)."""
     check_archive(data, limits)
     root = target.resolve()

@@ -220,6 +220,9 @@ def get_job(
     video = jobs.videos.status(job)
     if video is not None:
         document["video"] = video
+    evaluation = jobs.evaluations.status(job)
+    if evaluation is not None:
+        document["evaluation"] = evaluation
     if job.state.terminal:
         document["results"] = jobs.results_page(job, items_offset, items_limit)
         document["results_page"] = {"offset": items_offset, "limit": items_limit, "total": job.progress.total}
