@@ -152,7 +152,7 @@ def test_names_match_case_and_underscores_and_missing_images_are_reported(
 def test_broken_coco_files_are_clear_errors(tmp_path: Path, content: str) -> None:
     path = tmp_path / "gt.json"
     path.write_text(content)
-    with pytest.raises(DatasetError, match="gt.json"):
+    with pytest.raises(DatasetError, match=r"gt\.json"):
         read_coco(path)
 
 
