@@ -5,6 +5,7 @@ the report (a JSON-ready dict; :mod:`visionserve.evaluation.table` prints it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,8 @@ def _class_row(box: CocoMetrics, category: int, class_id: int, label: str, conf_
         "precision": _round(precision),
         "recall": _round(recall),
         "f1": _round(f1),
-        "best_conf": None if best is None else round(best[0], 4),
+        # Rounded down, so that the detection the threshold was chosen at is still kept.
+        "best_conf": None if best is None else math.floor(best[0] * 10_000) / 10_000,
         "best_f1": None if best is None else _round(best[1]),
         "best_precision": None if best is None else _round(best[2]),
         "best_recall": None if best is None else _round(best[3]),

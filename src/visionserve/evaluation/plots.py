@@ -60,9 +60,9 @@ def pr_curve_png(label: str, curve: Curve, ap50: float | None) -> bytes:
         threshold, f1, precision, recall = best
         point = _to_pixel(recall, precision)
         cv2.circle(image, point, 6, _BEST, -1, cv2.LINE_AA)
-        note = f"best F1 {f1:.3f} at conf {threshold:.3f}"
-        cv2.putText(image, note, (max(_MARGIN_LEFT, point[0] - 220), max(_MARGIN_TOP + 15, point[1] - 12)),
-                    _FONT, 0.5, _BEST, 1, cv2.LINE_AA)  # fmt: skip
+        note = f"best F1 {f1:.3f} at conf {threshold:.4f}"
+        y = point[1] - 12 if point[1] - 12 > _MARGIN_TOP + 15 else point[1] + 24  # below the point near the top
+        cv2.putText(image, note, (max(_MARGIN_LEFT + 5, point[0] - 240), y), _FONT, 0.5, _BEST, 1, cv2.LINE_AA)
     ok, buffer = cv2.imencode(".png", image)
     if not ok:
         raise InferenceError("cannot encode the precision-recall plot as PNG")
