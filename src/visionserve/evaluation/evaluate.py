@@ -72,16 +72,7 @@ def evaluate_boxes(
     matching = match_classes(labelled.categories, labels, labelled.source, skip_unknown)
     dropped = {c for c, n in labelled.categories.items() if c not in matching.to_model}
     labelled = labelled.without_categories(dropped)
-    to_set = matching.to_set
-    results: list[dict[str, Any]] = []
-    sizes: dict[int, tuple[int, int]] = {}
-    failed: list[str] = []
-    for outcome in run_images(root, [(i.id, i.file_name) for i in labelled.images], infer, on_image):
-        if outcome.error is not None or not isinstance(outcome.prediction, Detections):
-            failed.append(outcome.error or f"image {outcome.key}: the model gave no boxes")
-            continue
-        sizes[outcome.key] = (outcome.width, outcome.height)
-        results += coco_results(outcome.key, outcome.prediction, to_set, (outcome.width, outcome.height))
+    results, sizes, failed = _run_boxes(labelled, root, infer, matching.to_set, on_image)
     if not sizes:
         raise DatasetError(f"{labelled.source}: no image could be evaluated ({'; '.join(failed[:3])})")
     labelled = labelled.with_sizes(sizes)
@@ -111,6 +102,23 @@ def evaluate_boxes(
     }
     curves = {names[c]: curve for c, curve in box.curves.items() if c in names}
     return Evaluation(report, results, curves)
+
+
+def _run_boxes(
+    labelled: LabelledSet, root: Path, infer: Infer, to_set: dict[int, int], on_image: Callable[[], None] | None
+) -> tuple[list[dict[str, Any]], dict[int, tuple[int, int]], list[str]]:
+    """The COCO result rows of every image, each evaluated image's ``(width, height)``, and why the
+    others failed."""
+    results: list[dict[str, Any]] = []
+    sizes: dict[int, tuple[int, int]] = {}
+    failed: list[str] = []
+    for outcome in run_images(root, [(i.id, i.file_name) for i in labelled.images], infer, on_image):
+        if outcome.error is not None or not isinstance(outcome.prediction, Detections):
+            failed.append(outcome.error or f"image {outcome.key}: the model gave no boxes")
+            continue
+        sizes[outcome.key] = (outcome.width, outcome.height)
+        results += coco_results(outcome.key, outcome.prediction, to_set, (outcome.width, outcome.height))
+    return results, sizes, failed
 
 
 def _round(value: float | None) -> float | None:
