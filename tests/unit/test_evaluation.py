@@ -18,8 +18,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tests.conftest import encode, photo
 from tests.evaluation_support import build_coco, to_voc, to_yolo, write_photos
+from tests.factories import pose_model_folder, seg_model_folder, solid_image
 
 from visionserve.cli.main import main
+from visionserve.core.detections import Detections
 from visionserve.errors import DatasetError, UnmatchedClassesError
 from visionserve.evaluation.classify_sets import read_csv, read_folders
 from visionserve.evaluation.datasets import read_coco
@@ -30,6 +32,7 @@ from visionserve.evaluation.runner import local_infer
 from visionserve.models.builtin import classifier_spec
 from visionserve.models.default import default_spec
 from visionserve.models.loading import load_model
+from visionserve.models.repository import ModelRepository
 from visionserve.pipeline import Predictor
 
 
@@ -197,7 +200,7 @@ def test_curve_thresholds_counts_and_ties() -> None:
 
 def test_yolo_needs_a_names_list(tmp_path: Path) -> None:
     (tmp_path / "labels").mkdir()
-    (tmp_path / "images").mkdir()
+    (tmp_path / "images").mkdir(parents=True)
     with pytest.raises(DatasetError, match=r"data.yaml \(names: \[...\]\) or classes.txt"):
         read_yolo(tmp_path / "labels", tmp_path / "images")
 
@@ -207,3 +210,71 @@ def test_unmatched_error_lists_every_name(model: Predictor) -> None:
 
     with pytest.raises(UnmatchedClassesError, match="'zebra crossing', 'unicorn'"):
         match_classes({1: "person", 2: "zebra crossing", 3: "unicorn"}, model.labels, "set.json")
+
+
+def _own_answer_set(tmp_path: Path, model: Predictor, extra: Any) -> Path:
+    """A one-image COCO set labelled with ``model``'s own answer on a grey 128x128 image; ``extra(i,
+    detections)`` adds fields (segmentation, keypoints) to annotation ``i``."""
+    (tmp_path / "images").mkdir(parents=True)
+    (tmp_path / "images" / "grey.png").write_bytes(encode(solid_image(128, 128, (90, 90, 90)), ".png"))
+    found, width, height = local_infer(model)((tmp_path / "images" / "grey.png").read_bytes())
+    assert isinstance(found, Detections) and len(found)
+    annotations = []
+    for i, (x1, y1, x2, y2) in enumerate(found.xyxy.tolist()):
+        annotation = {"id": i + 1, "image_id": 1, "category_id": int(found.class_id[i]) + 1, "iscrowd": 0,
+                      "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)}  # fmt: skip
+        annotations.append({**annotation, **extra(i, found)})
+    names = model.labels.as_dict()
+    coco = {
+        "images": [{"id": 1, "file_name": "grey.png", "width": width, "height": height}],
+        "annotations": annotations,
+        "categories": [{"id": k + 1, "name": v} for k, v in names.items()],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    return tmp_path / "gt.json"
+
+
+def test_segment_models_get_mask_ap(tmp_path: Path) -> None:
+    seg_model_folder(tmp_path / "models")
+    model = load_model(ModelRepository.scan(tmp_path / "models").get("tiny-seg"))
+
+    def square(i: int, found: Detections) -> dict[str, Any]:
+        x1, y1, x2, y2 = found.xyxy[i].tolist()
+        return {"segmentation": [[x1, y1, x2, y1, x2, y2, x1, y2]]}  # the whole box, not the model's mask
+
+    try:
+        gt_file = _own_answer_set(tmp_path / "set", model, square)
+        labelled_set = read_coco(gt_file)
+        own = evaluate_boxes(model.spec, model.labels, labelled_set, tmp_path / "set" / "images",
+                             local_infer(model), lambda c: 0.25)  # fmt: skip
+        report = own.report
+    finally:
+        model.close()
+    assert set(report["metrics"]) == {"bbox", "segm"}
+    assert report["metrics"]["bbox"]["map"] == 1.0
+    assert report["metrics"]["segm"]["map"] < 1.0  # the model's masks are smaller than their boxes
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_file))
+        direct = COCOeval(gt, gt.loadRes(own.results), "segm")
+        direct.evaluate()
+        direct.accumulate()
+        direct.summarize()
+    assert report["metrics"]["segm"]["stats"] == pytest.approx(list(direct.stats), abs=1e-12)
+
+
+def test_pose_models_get_keypoint_ap(tmp_path: Path) -> None:
+    pose_model_folder(tmp_path / "models")
+    model = load_model(ModelRepository.scan(tmp_path / "models").get("tiny-pose"))
+
+    def own_keypoints(i: int, found: Detections) -> dict[str, Any]:
+        assert found.keypoints is not None
+        return {"keypoints": [v for x, y, _ in found.keypoints[i].tolist() for v in (x, y, 2)]}
+
+    try:
+        gt_file = _own_answer_set(tmp_path / "set", model, own_keypoints)
+        report = evaluate_boxes(model.spec, model.labels, read_coco(gt_file), tmp_path / "set" / "images",
+                                local_infer(model), lambda c: 0.25).report  # fmt: skip
+    finally:
+        model.close()
+    assert set(report["metrics"]) == {"bbox", "keypoints"}
+    assert report["metrics"]["keypoints"]["map"] == 1.0
