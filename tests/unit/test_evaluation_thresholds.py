@@ -3,7 +3,9 @@ them, and ``conf=best`` (or ``conf: best`` in model.yaml) filters each class at 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +20,25 @@ from visionserve.errors import InvalidParameterError
 from visionserve.models.default import DEFAULT_MODEL_NAME, default_spec
 from visionserve.models.loading import load_model
 from visionserve.models.repository import ModelRepository
-from visionserve.pipeline import PredictOptions, parse_conf
+from visionserve.pipeline import PredictOptions, Predictor, parse_conf
 
 # On the astronaut() array the default model finds a person (0.81) and a mouse (0.50) at its conf of 0.4.
 PERSON_ONLY_HIGH = {"person": 0.9}
 
 
-def labels_found(spec_repository: ModelRepository, name: str, conf: float | str | None) -> list[str]:
-    model = load_model(spec_repository.get(name))
-    try:
-        (found,) = model.predict([photo("astronaut")], PredictOptions(conf=parse_conf(conf)))
-    finally:
-        model.close()
+def labels_found(model: Predictor, conf: float | str | None) -> list[str]:
+    (found,) = model.predict([photo("astronaut")], PredictOptions(conf=parse_conf(conf)))
     assert isinstance(found, Detections)
     return sorted(model.labels.name(int(c)) for c in found.class_id)
+
+
+@contextlib.contextmanager
+def loaded(repository: ModelRepository, name: str) -> Iterator[Predictor]:
+    model = load_model(repository.get(name))
+    try:
+        yield model
+    finally:
+        model.close()
 
 
 def write_thresholds(path: Path, classes: dict[str, float]) -> None:
@@ -43,10 +50,11 @@ def test_best_filters_each_class_at_its_saved_threshold(tmp_path: Path) -> None:
     write_thresholds(tmp_path / DEFAULT_MODEL_NAME / "thresholds.yaml", PERSON_ONLY_HIGH)
     repository = ModelRepository.scan(tmp_path)
     assert repository.get(DEFAULT_MODEL_NAME).class_conf == PERSON_ONLY_HIGH
-    assert labels_found(repository, DEFAULT_MODEL_NAME, None) == ["mouse", "person"]
-    # person needs 0.9; mouse has no saved threshold and keeps the model's conf (0.4).
-    assert labels_found(repository, DEFAULT_MODEL_NAME, "best") == ["mouse"]
-    assert labels_found(repository, DEFAULT_MODEL_NAME, 0.6) == ["person"]
+    with loaded(repository, DEFAULT_MODEL_NAME) as model:
+        assert labels_found(model, None) == ["mouse", "person"]
+        # person needs 0.9; mouse has no saved threshold and keeps the model's conf (0.4).
+        assert labels_found(model, "best") == ["mouse"]
+        assert labels_found(model, 0.6) == ["person"]
 
 
 def test_best_without_saved_thresholds_is_a_clear_error() -> None:
@@ -67,8 +75,9 @@ def test_model_yaml_can_make_best_the_default(tmp_path: Path) -> None:
     write_thresholds(tmp_path / "ssd-best" / "thresholds.yaml", PERSON_ONLY_HIGH)
     repository = ModelRepository.scan(tmp_path)
     assert repository.get("ssd-best").thresholds.best
-    assert labels_found(repository, "ssd-best", None) == ["mouse"]
-    assert labels_found(repository, "ssd-best", 0.4) == ["mouse", "person"]
+    with loaded(repository, "ssd-best") as model:
+        assert labels_found(model, None) == ["mouse"]
+        assert labels_found(model, 0.4) == ["mouse", "person"]
 
 
 def test_eval_saves_thresholds_for_a_builtin_in_the_repository(tmp_path: Path) -> None:
