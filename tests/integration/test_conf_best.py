@@ -22,6 +22,7 @@ from tests.integration.streams_server import sse_events
 from tests.streams_support import write_video
 from websockets.sync.client import connect
 
+from visionserve.client import Client
 from visionserve.models.default import DEFAULT_MODEL_NAME
 
 pytestmark = pytest.mark.slow
@@ -64,6 +65,8 @@ def test_native_detect_and_predict(server: ServerProcess, jpeg: bytes) -> None:
     # The model whose model.yaml says conf: best answers that way by default; a number overrides it.
     assert native(server, jpeg, f"/v1/models/{BEST_MODEL}/detect") == ["mouse"]
     assert "person" in native(server, jpeg, f"/v1/models/{BEST_MODEL}/detect", conf="0.4")
+    with Client(server.url) as client:  # the Python client passes it through
+        assert client.detect(jpeg, conf="best").labels == ("mouse",)
 
 
 def test_best_on_a_model_without_thresholds_is_422(server: ServerProcess, jpeg: bytes) -> None:
