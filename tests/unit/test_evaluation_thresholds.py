@@ -130,3 +130,15 @@ def test_eval_saves_thresholds_beside_a_repository_models_yaml(tmp_path: Path) -
     saved = yaml.safe_load((tmp_path / "models" / "my-ssd" / "thresholds.yaml").read_text())
     assert saved["classes"]["cat"] == pytest.approx(0.8856, abs=1e-3)
     assert saved["model"] == "my-ssd"
+
+
+def test_detect_command_takes_conf_best(tmp_path: Path) -> None:
+    write_thresholds(tmp_path / "models" / DEFAULT_MODEL_NAME / "thresholds.yaml", PERSON_ONLY_HIGH)
+    (tmp_path / "astronaut.jpg").write_bytes(encode(photo("astronaut")))
+    args = ["detect", str(tmp_path / "astronaut.jpg"), "--conf", "best", "--json"]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1 and "no saved per-class thresholds" in refused.output
+    result = CliRunner().invoke(main, [*args, "--models", str(tmp_path / "models")])
+    assert result.exit_code == 0, result.output
+    assert [d["label"] for d in json.loads(result.stdout)["results"][0]["detections"]] == ["mouse"]
+    assert CliRunner().invoke(main, [*args[:3], "--conf", "high"]).exit_code == 2
