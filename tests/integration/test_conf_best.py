@@ -101,6 +101,13 @@ def test_deepstack_kserve_roboflow_and_tf_serving(server: ServerProcess, jpeg: b
         json={"model_id": DEFAULT_MODEL_NAME, "confidence": "best", "image": {"type": "base64", "value": b64}},
     ).json()
     assert [p["class"] for p in roboflow["predictions"]] == ["mouse"]
+    # Roboflow's "best" on a model without saved thresholds falls back to its default, as Roboflow does.
+    plain = httpx.post(
+        server.url + "/infer/keypoints_detection",
+        json={"model_id": "movenet-lightning", "confidence": "best", "image": {"type": "base64", "value": b64}},
+        timeout=120,
+    )
+    assert plain.status_code == 200, plain.text
     # TF Serving requests carry no threshold: the model's default (conf: best in its model.yaml) applies.
     tf = httpx.post(f"{server.url}/v1/models/{BEST_MODEL}:predict", json={"instances": [{"b64": b64}]}).json()
     assert tf["predictions"][0]["detection_class_names"] == ["mouse"]
