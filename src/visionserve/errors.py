@@ -12,6 +12,8 @@ classes below to their own codes in one table (HTTP status codes live in ``api/e
     │   ├── RequestTimeoutError       a request body that did not arrive in time
     │   └── InvalidParameterError     a threshold, class list or option out of range
     │       ├── WrongTaskError        the model's task does not answer this interface (boxes of a classifier)
+    │       ├── DatasetError          an evaluation set (annotations, archive) that cannot be read
+    │       │   └── UnmatchedClassesError annotation class names that the model's labels lack
     │       ├── SourceNotFoundError   a stream source file that is not in the video folder
     │       ├── SourceRefusedError    a stream source this server may not open (host, device, path)
     │       └── BadSourceError        a stream source that is not a readable video
@@ -65,6 +67,14 @@ class RequestTimeoutError(InputError):
 
 class InvalidParameterError(InputError):
     """An option such as a threshold or a class filter is out of range."""
+
+
+class DatasetError(InvalidParameterError):
+    """An evaluation set whose annotations, names list or archive cannot be read; names the file."""
+
+
+class UnmatchedClassesError(DatasetError):
+    """Class names of an evaluation set that are not among the model's labels (the message lists them)."""
 
 
 class WrongTaskError(InvalidParameterError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -19,19 +19,21 @@ from visionserve.core.detections import Detections
 from visionserve.core.geometry import Fit
 from visionserve.core.nms import class_aware_nms
 from visionserve.core.prediction import Prediction
+from visionserve.core.thresholds import OTHER, Threshold, floor_of, keep_mask
 from visionserve.decoders.base import Candidates, ClassScores, Decoded, DecodeParams, get_decoder
 from visionserve.errors import DecodeError, InvalidParameterError
 from visionserve.models.labels import Labels
-from visionserve.models.spec import ModelSpec
+from visionserve.models.spec import BEST, ModelSpec
 from visionserve.preprocess import Preprocessor
 from visionserve.types import AnyArray, BGRImage, IntArray
 
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """Per-call overrides of the model's thresholds; None keeps the model's default."""
+    """Per-call overrides of the model's thresholds; None keeps the model's default. ``conf="best"``
+    asks for the model's saved per-class thresholds (see :func:`class_thresholds`)."""
 
-    conf: float | None = None
+    conf: float | Literal["best"] | None = None
     iou: float | None = None
     classes: frozenset[int] | None = None
     max_det: int | None = None
@@ -39,14 +41,62 @@ class PredictOptions:
     top_k: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.conf, str) and self.conf != BEST:
+            raise InvalidParameterError(f"conf must be a number between 0 and 1 or 'best', got {self.conf!r}")
         for name in ("conf", "iou"):
             value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
+            if value is not None and not isinstance(value, str) and not 0.0 <= value <= 1.0:
                 raise InvalidParameterError(f"{name} must be between 0 and 1, got {value}")
         for name in ("max_det", "top_k"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InvalidParameterError(f"{name} must be at least 1, got {value}")
+
+
+def parse_conf(value: Any) -> float | Literal["best"] | None:
+    """A request's ``conf``: None, ``"best"`` (any case), or a number between 0 and 1 (numeric text
+    accepted); anything else raises :class:`InvalidParameterError`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() == BEST:
+        return BEST
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"conf must be a number between 0 and 1 or 'best', got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+        raise InvalidParameterError(f"conf must be between 0 and 1 (or 'best'), got {value!r}")
+    return number
+
+
+def check_conf(spec: ModelSpec, conf: float | Literal["best"] | None) -> None:
+    """Raise :class:`InvalidParameterError` when ``conf`` is ``best`` and ``spec`` has no saved
+    per-class thresholds (callers check before queueing work, so one request cannot fail a batch)."""
+    if conf == BEST and not spec.class_conf:
+        raise InvalidParameterError(
+            f"conf=best: model {spec.name!r} has no saved per-class thresholds "
+            "(create them with `visionserve eval --save-thresholds`)"
+        )
+
+
+def class_thresholds(spec: ModelSpec, labels: Labels, conf: float | Literal["best"] | None) -> Threshold:
+    """The confidence threshold an answer uses: one number, or with ``conf="best"`` (or no ``conf``
+    on a model whose ``thresholds.conf`` is ``best``) the saved per-class thresholds by class id (a
+    class with none saved uses ``thresholds.conf``: the mapping's ``OTHER`` entry). Raises
+    :class:`InvalidParameterError` for ``best`` on a model without saved thresholds."""
+    if conf is None:
+        if not spec.thresholds.best:
+            return spec.thresholds.conf
+        conf = BEST
+    if not isinstance(conf, str):
+        return float(conf)
+    check_conf(spec, conf)
+    by_id = {OTHER: spec.thresholds.conf}
+    for name, value in spec.class_conf.items():
+        class_id = labels.id_of(name)
+        if class_id is not None:
+            by_id[class_id] = value
+    return by_id
 
 
 def resolve_classes(names: Iterable[str], labels: Labels) -> frozenset[int]:
@@ -172,13 +222,13 @@ class NetworkModel:
         ]
         inference_ms = _ms_since(start)
         start = time.perf_counter()
-        conf = self._spec.thresholds.conf if options.conf is None else options.conf
-        params = replace(self._decode_params, conf=conf)
+        threshold = class_thresholds(self._spec, self._labels, options.conf)
+        params = replace(self._decode_params, conf=floor_of(threshold))
         # The decoder reads the whole padded chunk; only the first ``n`` results are real images.
         decoded = [d for n, size, outputs in chunks for d in list(self._decode(outputs, size, params))[:n]]
         if len(decoded) != len(images):
             raise DecodeError(f"decoder returned {len(decoded)} results for {len(images)} images")
-        predictions = [self._finish(d, fit, options) for d, fit in zip(decoded, fits, strict=True)]
+        predictions = [self._finish(d, fit, options, threshold) for d, fit in zip(decoded, fits, strict=True)]
         return BatchResult(predictions, StageTimings(preprocess_ms, inference_ms, _ms_since(start)))
 
     def _chunks(self, blob: AnyArray) -> list[tuple[int, AnyArray]]:
@@ -194,23 +244,23 @@ class NetworkModel:
             result.append((len(chunk), np.concatenate([chunk, padding]) if len(padding) else chunk))
         return result
 
-    def _finish(self, found: Decoded, fit: Fit, options: PredictOptions) -> Prediction:
-        """Class filter, then NMS and ``max_det`` (boxes) or ``top_k`` (classes); boxes, mask regions
-        and keypoints mapped to source pixels."""
+    def _finish(self, found: Decoded, fit: Fit, options: PredictOptions, threshold: Threshold) -> Prediction:
+        """Class filter and per-class thresholds, then NMS and ``max_det`` (boxes) or ``top_k``
+        (classes); boxes, mask regions and keypoints mapped to source pixels."""
         if isinstance(found, ClassScores):
-            return self._classes(found, options)
+            return self._classes(found, options, threshold)
         if isinstance(found, Candidates):
-            return self._boxes(found, fit, options)
+            return self._boxes(found, fit, options, threshold)
         raise DecodeError(f"decoder returned a {type(found).__name__}, not Candidates or ClassScores")
 
-    def _classes(self, found: ClassScores, options: PredictOptions) -> Classifications:
-        thresholds = self._spec.thresholds
-        conf = thresholds.conf if options.conf is None else options.conf
-        top_k = options.top_k or thresholds.top_k
-        return Classifications.from_scores(found.scores).filter(conf, options.classes, top_k)
+    def _classes(self, found: ClassScores, options: PredictOptions, threshold: Threshold) -> Classifications:
+        top_k = options.top_k or self._spec.thresholds.top_k
+        return Classifications.from_scores(found.scores).filter(threshold, options.classes, top_k)
 
-    def _boxes(self, found: Candidates, fit: Fit, options: PredictOptions) -> Detections:
+    def _boxes(self, found: Candidates, fit: Fit, options: PredictOptions, threshold: Threshold) -> Detections:
         rows: IntArray = np.arange(len(found.scores), dtype=np.int32)
+        if not isinstance(threshold, float | int):
+            rows = rows[keep_mask(found.scores, found.class_ids, threshold)]
         if options.classes is not None:
             rows = rows[np.isin(found.class_ids, np.fromiter(options.classes, np.int32, len(options.classes)))]
         xyxy, scores, class_ids = found.xyxy[rows], found.scores[rows], found.class_ids[rows]

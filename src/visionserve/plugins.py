@@ -33,7 +33,7 @@ from visionserve.core.prediction import Prediction
 from visionserve.errors import InferenceError, ModelLoadError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec
-from visionserve.pipeline import BatchResult, PredictOptions, StageTimings
+from visionserve.pipeline import BatchResult, PredictOptions, StageTimings, class_thresholds
 from visionserve.types import BGRImage
 
 #: Held while a plugin module runs its import (see :func:`_exec_from_file`).
@@ -145,7 +145,7 @@ class PluginModel:
 
     def _filter(self, prediction: Prediction, options: PredictOptions) -> Prediction:
         thresholds = self._spec.thresholds
-        conf = thresholds.conf if options.conf is None else options.conf
+        conf = class_thresholds(self._spec, self._labels, options.conf)
         if isinstance(prediction, Classifications):
             return prediction.filter(conf, options.classes, options.top_k or thresholds.top_k)
         return prediction.filter(conf, options.classes, options.max_det or thresholds.max_det)

@@ -66,10 +66,14 @@ def test_defaults_are_roboflows() -> None:
     )
 
 
-@pytest.mark.parametrize("keyword", ["default", "best"])
-def test_named_confidence_keeps_the_models_threshold(keyword: str) -> None:
-    raw = request(image={"type": "base64", "value": b64(JPEG)}, confidence=keyword)
+def test_default_confidence_keeps_the_models_threshold() -> None:
+    raw = request(image={"type": "base64", "value": b64(JPEG)}, confidence="default")
     assert parse_object_detection_request(raw).options.conf is None
+
+
+def test_best_confidence_asks_for_the_saved_per_class_thresholds() -> None:
+    raw = request(image={"type": "base64", "value": b64(JPEG)}, confidence="best")
+    assert parse_object_detection_request(raw).options.conf == "best"
 
 
 def test_list_of_images_is_a_batch_with_data_urls_and_urls() -> None:

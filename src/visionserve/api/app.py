@@ -26,6 +26,7 @@ from visionserve.api.metrics import Metrics, MetricsMiddleware
 from visionserve.api.openapi import install_openapi
 from visionserve.api.routes import (
     deepstack,
+    evaluate,
     file_upload,
     frames_ws,
     health,
@@ -152,6 +153,7 @@ def create_app(
     app.include_router(models.router)
     app.include_router(native.router)
     app.include_router(jobs.router)
+    app.include_router(evaluate.router)
     app.include_router(streams.router)
     app.include_router(frames_ws.router)
     for protocol in (deepstack, kserve_v2, tfserving, roboflow, upload, file_upload):

@@ -125,17 +125,23 @@ def _multipart(scope: Scope) -> bool:
     return media == "multipart/form-data"
 
 
+def _takes_files(path: str) -> bool:
+    """``POST /v1/jobs`` and ``POST /v1/models/{name}/evaluate`` (an evaluation job's archive)."""
+    return path == JOBS_PATH or (path.startswith("/v1/models/") and path.endswith("/evaluate"))
+
+
 class JobsBodyLimit:
-    """:class:`BodyLimitMiddleware` with ``jobs_max_bytes`` for multipart ``POST /v1/jobs`` bodies
-    (their images are spooled to disk) and ``max_bytes`` for everything else, JSON job bodies
-    included: they hold only URLs and options, and are parsed whole in memory."""
+    """:class:`BodyLimitMiddleware` with ``jobs_max_bytes`` for multipart ``POST /v1/jobs`` and
+    ``POST /v1/models/{name}/evaluate`` bodies (their files are spooled to disk) and ``max_bytes`` for
+    everything else, JSON job bodies included: they hold only URLs and options, and are parsed whole
+    in memory."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, jobs_max_bytes: int) -> None:
         self._default = BodyLimitMiddleware(app, max_bytes)
         self._jobs = BodyLimitMiddleware(app, jobs_max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == JOBS_PATH and scope["method"] == "POST" and _multipart(scope):
+        if scope["type"] == "http" and _takes_files(scope["path"]) and scope["method"] == "POST" and _multipart(scope):
             await self._jobs(scope, receive, send)
         else:
             await self._default(scope, receive, send)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from visionserve.api.routes.evaluate import EvaluateParams
 from visionserve.api.routes.jobs import JobParams
 from visionserve.api.wire.kserve_v2 import InferenceRequest, RepositoryIndexRequest
 from visionserve.api.wire.native import PredictParams
@@ -153,6 +154,10 @@ REQUEST_BODIES: dict[tuple[str, str], Json] = {
         _multipart({"image": True}, {"url": {"type": "array", "items": {"type": "string"}}} | _fields(JobParams), [])
         | _json(JobParams),
         description="Multipart 'image' (and 'url') fields with options, or JSON {\"urls\": [...], options}.",
+    ),
+    ("post", "/v1/models/{name}/evaluate"): _body(
+        _multipart({"archive": False}, _fields(EvaluateParams), ["archive"]),
+        description="A zip archive of images and their labels (COCO, YOLO, VOC, class folders or CSV).",
     ),
     ("post", "/v1/vision/detection"): _DEEPSTACK,
     ("post", "/v1/vision/custom/{model}"): _DEEPSTACK,

@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
-from visionserve.errors import VisionServeError
+from visionserve.errors import InvalidParameterError, VisionServeError
 from visionserve.models.repository import ModelRepository
+from visionserve.pipeline import parse_conf
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +25,21 @@ models_dir_option = click.option(
 )
 
 
+class ConfType(click.ParamType[Any]):
+    """A confidence: a number between 0 and 1, or ``best`` (the model's saved per-class thresholds)."""
+
+    name = "0..1|best"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return parse_conf(value)
+        except InvalidParameterError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+CONF = ConfType()
+
+
 def image_inputs(command: F) -> F:
     """The arguments and options that ``detect`` and ``predict`` share: image paths, the model and its
     repository, and the thresholds (applied in the order click lists them in ``--help``)."""
@@ -31,7 +47,7 @@ def image_inputs(command: F) -> F:
         click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)),
         click.option("--model", "model_name", help="Model name in the repository, or path to a model.yaml or file."),
         models_dir_option,
-        click.option("--conf", type=click.FloatRange(0, 1), help="Minimum confidence (default: the model's)."),
+        click.option("--conf", type=CONF, help="Minimum confidence (default: the model's), or best: per class."),
         click.option("--iou", type=click.FloatRange(0, 1), help="NMS IoU threshold (default: the model's)."),
         click.option("--classes", help="Only these classes: comma-separated names or ids, e.g. person,car."),
         click.option("--max-det", type=click.IntRange(min=1), help="At most this many detections per image."),

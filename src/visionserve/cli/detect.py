@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 import cv2
@@ -22,7 +22,7 @@ from visionserve.errors import VisionServeError, WrongTaskError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
 from visionserve.models.spec import Task
-from visionserve.pipeline import PredictOptions, Predictor, resolve_classes
+from visionserve.pipeline import PredictOptions, Predictor, check_conf, resolve_classes
 from visionserve.render.annotators import crops, default_annotators, render
 from visionserve.render.json import detections_to_json
 
@@ -113,7 +113,7 @@ def detect(
     paths: tuple[Path, ...],
     model_name: str | None,
     models_dir: Path | None,
-    conf: float | None,
+    conf: float | Literal["best"] | None,
     iou: float | None,
     classes: str | None,
     max_det: int | None,
@@ -136,6 +136,7 @@ def detect(
     spec = open_repository(models_dir).resolve(model_name)
     if spec.task is Task.CLASSIFY:
         raise WrongTaskError(f"model {spec.name!r} classifies images and gives no boxes: use `visionserve predict`")
+    check_conf(spec, conf)
     model = load_model(spec)
     class_ids = resolve_classes(classes.split(","), model.labels) if classes else None
     options = PredictOptions(conf=conf, iou=iou, classes=class_ids, max_det=max_det)

@@ -19,6 +19,7 @@ import click
 import httpx
 from tqdm import tqdm
 
+from visionserve.cli.common import CONF
 from visionserve.cli.detect import expand_paths
 
 _MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
@@ -113,7 +114,7 @@ def jobs(ctx: click.Context, server: str, api_key: str | None) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--url", "urls", multiple=True, help="An image URL (repeatable; the server must allow its host).")
 @click.option("--model", help="Model name (default: the server's default model).")
-@click.option("--conf", type=click.FloatRange(0, 1), help="Minimum confidence.")
+@click.option("--conf", type=CONF, help="Minimum confidence, or best (the model's per-class thresholds).")
 @click.option("--iou", type=click.FloatRange(0, 1), help="NMS IoU threshold.")
 @click.option("--classes", help="Only these classes: comma-separated names or ids.")
 @click.option("--max-det", type=click.IntRange(min=1), help="At most this many detections per image.")

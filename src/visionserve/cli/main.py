@@ -9,6 +9,7 @@ import click
 from visionserve import __version__
 from visionserve.cli.bench import bench
 from visionserve.cli.detect import detect
+from visionserve.cli.evaluate import evaluate
 from visionserve.cli.jobs import jobs
 from visionserve.cli.models import models
 from visionserve.cli.predict import predict
@@ -28,6 +29,7 @@ def main(verbose: bool) -> None:
 
 main.add_command(detect)
 main.add_command(predict)
+main.add_command(evaluate)
 main.add_command(models)
 main.add_command(serve)
 main.add_command(worker)

@@ -20,7 +20,7 @@ from visionserve.core.prediction import Prediction
 from visionserve.errors import AuthenticationError, RemoteError, VisionServeError
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
-from visionserve.pipeline import PredictOptions, Predictor, resolve_classes
+from visionserve.pipeline import PredictOptions, Predictor, check_conf, resolve_classes
 from visionserve.render.annotators import RenderMode, annotators_for, render
 from visionserve.render.json import prediction_to_json
 from visionserve.render.mask_encoding import MaskFormat
@@ -135,6 +135,7 @@ def predict(paths: tuple[Path, ...], model_name: str | None, models_dir: Path | 
             _report(head, _run_remote(client, files, ask, options["out"] is not None, head), files, options)
         return
     spec = open_repository(models_dir).resolve(model_name)
+    check_conf(spec, options["conf"])
     model = load_model(spec)
     try:
         class_ids = resolve_classes(options["classes"].split(","), model.labels) if options["classes"] else None

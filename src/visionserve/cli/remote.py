@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from visionserve.client import Client, DetectionResult
 from visionserve.core.detections import Detections
@@ -21,7 +21,7 @@ class RemoteOptions:
     """What to ask the server for each image (None keeps the model's default)."""
 
     model: str | None = None
-    conf: float | None = None
+    conf: float | Literal["best"] | None = None
     iou: float | None = None
     classes: Sequence[str] | None = None
     max_det: int | None = None

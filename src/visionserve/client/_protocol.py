@@ -12,7 +12,7 @@ import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
 from urllib.parse import quote
 
 import cv2
@@ -123,14 +123,17 @@ def encode_image(image: ImageSource, array_format: str = ".png") -> tuple[str, b
     return f"image{array_format}", buffer.tobytes()
 
 
+#: A request's confidence threshold: a number, ``"best"`` (the model's saved per-class thresholds), or
+#: None (the model's default).
+Conf: TypeAlias = float | Literal["best"] | None
+
+
 def detect_path(model: str | None) -> str:
     """The native detect route for ``model`` (the default model when None)."""
     return "/v1/detect" if model is None else f"/v1/models/{quote(model, safe='')}/detect"
 
 
-def detect_fields(
-    conf: float | None, iou: float | None, classes: Sequence[str] | None, max_det: int | None
-) -> dict[str, str]:
+def detect_fields(conf: Conf, iou: float | None, classes: Sequence[str] | None, max_det: int | None) -> dict[str, str]:
     """Form fields for the detection options that are set."""
     fields = {"conf": conf, "iou": iou, "max_det": max_det}
     data = {name: str(value) for name, value in fields.items() if value is not None}

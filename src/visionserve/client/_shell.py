@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 
 from visionserve.client._predictions import MaskFormat, predict_fields, predict_path
-from visionserve.client._protocol import ImageSource, detect_fields, detect_path, encode_image
+from visionserve.client._protocol import Conf, ImageSource, detect_fields, detect_path, encode_image
 
 _USER_AGENT = "visionserve-client"
 
@@ -25,7 +25,7 @@ def detect_request(
     http: httpx.Client | httpx.AsyncClient,
     images: Sequence[ImageSource],
     model: str | None,
-    conf: float | None,
+    conf: Conf,
     iou: float | None,
     classes: Sequence[str] | None,
     max_det: int | None,
@@ -39,7 +39,7 @@ def detect_request(
 class PredictArgs:
     """The options of a predict call (None keeps the model's default)."""
 
-    conf: float | None = None
+    conf: Conf = None
     iou: float | None = None
     classes: Sequence[str] | None = None
     max_det: int | None = None

@@ -10,6 +10,7 @@ import httpx
 
 from visionserve.client._predictions import MaskFormat, PredictionResult, parse_predictions
 from visionserve.client._protocol import (
+    Conf,
     DetectionResult,
     ImageSource,
     ModelInfo,
@@ -65,7 +66,7 @@ class AsyncClient:
         image: ImageSource,
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,
@@ -79,7 +80,7 @@ class AsyncClient:
         images: Sequence[ImageSource],
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,
@@ -93,7 +94,7 @@ class AsyncClient:
         image: ImageSource,
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,
@@ -110,7 +111,7 @@ class AsyncClient:
         images: Sequence[ImageSource],
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,

@@ -10,6 +10,7 @@ import httpx
 
 from visionserve.client._predictions import MaskFormat, PredictionResult, parse_predictions
 from visionserve.client._protocol import (
+    Conf,
     DetectionResult,
     ImageSource,
     ModelInfo,
@@ -69,7 +70,7 @@ class Client:
         image: ImageSource,
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,
@@ -84,7 +85,7 @@ class Client:
         images: Sequence[ImageSource],
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,
@@ -98,7 +99,7 @@ class Client:
         image: ImageSource,
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,
@@ -119,7 +120,7 @@ class Client:
         images: Sequence[ImageSource],
         model: str | None = None,
         *,
-        conf: float | None = None,
+        conf: Conf = None,
         iou: float | None = None,
         classes: Sequence[str] | None = None,
         max_det: int | None = None,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from visionserve.core.thresholds import Threshold, keep_mask
 from visionserve.types import FloatArray, IntArray
 
 
@@ -47,10 +48,10 @@ class Classifications:
         return len(self.class_id)
 
     def filter(
-        self, min_confidence: float = 0.0, classes: frozenset[int] | None = None, top_k: int | None = None
+        self, min_confidence: Threshold = 0.0, classes: frozenset[int] | None = None, top_k: int | None = None
     ) -> Classifications:
         """Classes at or above ``min_confidence``, among ``classes`` (all when None), at most ``top_k``."""
-        keep = self.confidence >= min_confidence
+        keep = keep_mask(self.confidence, self.class_id, min_confidence)
         if classes is not None:
             keep &= np.isin(self.class_id, np.fromiter(classes, dtype=np.int32, count=len(classes)))
         class_id, confidence = self.class_id[keep], self.confidence[keep]

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from visionserve.core.candidates import CandidateLabels
 from visionserve.core.masks import InstanceMasks, MaskPatch
+from visionserve.core.thresholds import Threshold, keep_mask
 from visionserve.types import FloatArray, IntArray
 
 
@@ -115,13 +116,13 @@ class Detections:
 
     def filter(
         self,
-        min_confidence: float = 0.0,
+        min_confidence: Threshold = 0.0,
         classes: frozenset[int] | None = None,
         max_det: int | None = None,
     ) -> Detections:
         """Keep detections at or above ``min_confidence``, of ``classes`` (all when None), the
         ``max_det`` most confident (all when None)."""
-        keep = self.confidence >= min_confidence
+        keep = keep_mask(self.confidence, self.class_id, min_confidence)
         if classes is not None:
             keep &= np.isin(self.class_id, np.fromiter(classes, dtype=np.int32, count=len(classes)))
         result = self[keep]

@@ -27,6 +27,7 @@ from visionserve.jobs.devices import spec_on_device
 from visionserve.models.labels import Labels
 from visionserve.models.loading import load_model
 from visionserve.models.repository import ModelRepository
+from visionserve.models.spec import ModelSpec
 from visionserve.pipeline import PredictOptions, Predictor
 from visionserve.serving.instances import decode_for_model, decode_with_source
 from visionserve.serving.service import DetectionService
@@ -57,6 +58,10 @@ class ItemDetector(Protocol):
         """Make ``model`` ready to detect. Raises :class:`~visionserve.errors.ModelNotFoundError`,
         :class:`~visionserve.errors.ModelLoadError`, :class:`~visionserve.errors.ConfigError` or
         :class:`~visionserve.errors.ModelNotReadyError`: the model cannot serve the job."""
+        ...
+
+    def describe(self, model: str) -> tuple[ModelSpec, Labels]:
+        """The spec and labels of ``model`` (after :meth:`prepare`)."""
         ...
 
     def detect(self, model: str, data: bytes, options: PredictOptions, keep_pixels: bool) -> Detected:
@@ -114,6 +119,10 @@ class ModelCache:
     def prepare(self, model: str) -> None:
         self.get(model)
 
+    def describe(self, model: str) -> tuple[ModelSpec, Labels]:
+        predictor = self.get(model)
+        return predictor.spec, predictor.labels
+
     def detect(self, model: str, data: bytes, options: PredictOptions, keep_pixels: bool) -> Detected:
         predictor = self.get(model)
         started = time.perf_counter()
@@ -158,6 +167,9 @@ class ServedModels:
         self._service.resolve_name(model)
         # Raises ModelNotReadyError unless loaded (a model that loads on demand is loaded now).
         asyncio.run_coroutine_threadsafe(self._service.manager.acquire(model), self._loop).result()
+
+    def describe(self, model: str) -> tuple[ModelSpec, Labels]:
+        return self._service.spec(model), self._service.labels(model)
 
     def detect(self, model: str, data: bytes, options: PredictOptions, keep_pixels: bool) -> Detected:
         call = self._service.detect(model, [data], options, full_size=keep_pixels, priority=Priority.LOW)

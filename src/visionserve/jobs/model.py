@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from visionserve.errors import InvalidParameterError, JobNotFoundError, JobStateError
+from visionserve.jobs.evaluation_model import EvaluateOptions
 from visionserve.jobs.video_model import VideoOptions
 from visionserve.models.spec import Task
 from visionserve.pipeline import PredictOptions
@@ -130,12 +131,13 @@ def annotated_key(job_id: str, index: int) -> str:
 class JobOptions:
     """Prediction options of a job (None keeps the model's default), which artifacts to keep, and how
     results show masks (``mask_format``: stored masks are always RLE; this only changes the view).
-    ``video`` makes it a recorded-video job (its one item is a video; see :mod:`visionserve.jobs.video`).
+    ``video`` makes it a recorded-video job (its one item is a video; see :mod:`visionserve.jobs.video`),
+    ``evaluate`` an evaluation job (its one item is a zip archive; see :mod:`visionserve.jobs.evaluation_jobs`).
 
     Raises :class:`InvalidParameterError` for out-of-range thresholds.
     """
 
-    conf: float | None = None
+    conf: float | Literal["best"] | None = None
     iou: float | None = None
     classes: tuple[int, ...] | None = None
     max_det: int | None = None
@@ -144,6 +146,7 @@ class JobOptions:
     top_k: int | None = None
     mask_format: MaskFormat = MaskFormat.RLE
     video: VideoOptions | None = None
+    evaluate: EvaluateOptions | None = None
 
     def __post_init__(self) -> None:
         self.predict_options()
@@ -163,6 +166,7 @@ class JobOptions:
             "crops": self.crops,
             "annotate": self.annotate,
             "video": None if self.video is None else self.video.to_dict(),
+            "evaluate": None if self.evaluate is None else self.evaluate.to_dict(),
         }
 
     @classmethod
@@ -170,7 +174,7 @@ class JobOptions:
         """The options of :meth:`to_dict`; keys missing from jobs stored by older versions keep
         their defaults."""
         classes = data.get("classes")
-        video = data.get("video")
+        video, evaluate = data.get("video"), data.get("evaluate")
         return cls(
             conf=data.get("conf"),
             iou=data.get("iou"),
@@ -181,6 +185,7 @@ class JobOptions:
             top_k=data.get("top_k"),
             mask_format=MaskFormat(data.get("mask_format", MaskFormat.RLE.value)),
             video=None if video is None else VideoOptions.from_dict(video),
+            evaluate=None if evaluate is None else EvaluateOptions.from_dict(evaluate),
         )
 
 

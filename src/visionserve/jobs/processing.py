@@ -35,6 +35,7 @@ from visionserve.errors import (
     StorageError,
 )
 from visionserve.jobs.detectors import Detected, ItemDetector
+from visionserve.jobs.evaluation_jobs import EvaluationProcessor
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.model import (
     Claim,
@@ -109,6 +110,7 @@ class ItemProcessor:
         self._fetcher = fetcher
         self._clock = clock
         self._video = VideoProcessor(artifacts, models, config.max_video_frames, active=self._active)
+        self._evaluation = EvaluationProcessor(artifacts, models)
 
     def process(self, job_id: str, index: int) -> Outcome:
         """Process item ``index`` of ``job_id`` if it can be claimed. Raises :class:`StorageError` when
@@ -175,6 +177,8 @@ class ItemProcessor:
         fetched = time.perf_counter()
         if claim.options.video is not None:
             return self._video.run(claim, data, (fetched - start) * 1000.0)
+        if claim.options.evaluate is not None:
+            return self._evaluation.run(claim, data, (fetched - start) * 1000.0)
         options = claim.options
         keep_pixels = options.crops or options.annotate
         detected = self._models.detect(claim.model, data, options.predict_options(), keep_pixels)

@@ -24,7 +24,9 @@ from visionserve.errors import (
     StorageError,
     VisionServeError,
 )
+from visionserve.evaluation.archive import check_archive
 from visionserve.jobs.coco import coco_json
+from visionserve.jobs.evaluation_jobs import EvaluationJobs
 from visionserve.jobs.fetch import UrlFetcher
 from visionserve.jobs.model import (
     Item,
@@ -32,6 +34,7 @@ from visionserve.jobs.model import (
     ItemState,
     Job,
     JobInput,
+    JobOptions,
     JobPage,
     JobQuery,
     NewJob,
@@ -51,7 +54,7 @@ from visionserve.jobs.video_model import VideoOptions
 from visionserve.models.loading import spec_labels
 from visionserve.models.repository import ModelRepository
 from visionserve.outbound import OutboundPolicy
-from visionserve.pipeline import resolve_classes
+from visionserve.pipeline import check_conf, resolve_classes
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,7 @@ class JobService:
         self._stopping = threading.Event()
         self._housekeeper: threading.Thread | None = None
         self.videos = VideoJobs(artifacts, self.limits.max_video_frames)
+        self.evaluations = EvaluationJobs(artifacts)
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -181,14 +185,17 @@ class JobService:
         """
         spec = self.repository.get(new.model or self.repository.default_name)
         options = new.options
+        check_conf(spec, options.conf)
         if classes:
             options = dataclasses.replace(options, classes=tuple(sorted(resolve_classes(classes, spec_labels(spec)))))
         self._check(new)
         if options.video is not None:
             self.videos.check(new, spec.task, spec_labels(spec))
+        if options.evaluate is not None:
+            self.evaluations.check_inputs(len(new.inputs), any(one.url is not None for one in new.inputs))
         job_id = new_job_id()
         try:
-            self._store_inputs(job_id, new.inputs, options.video)
+            self._store_inputs(job_id, new.inputs, options)
             now = self._clock()
             job = self.store.create(job_id, spec.name, options, new.inputs, new.webhook_url, now, spec.task)
         except BaseException:  # no job row refers to the inputs: remove them (an upload cut short too)
@@ -203,22 +210,27 @@ class JobService:
         log.info("job %s: %d images, model %s", job_id, len(new.inputs), spec.name)
         return job
 
-    def _store_inputs(self, job_id: str, inputs: Sequence[JobInput], video: VideoOptions | None) -> None:
-        """Put each uploaded image (or the video, probed) in the artifact store, reading one at a time;
-        raise :class:`ImageTooLargeError` for an input over the size limit, :class:`BadVideoError` for a
-        video that does not decode (the caller removes what was stored)."""
+    def _store_inputs(self, job_id: str, inputs: Sequence[JobInput], options: JobOptions) -> None:
+        """Put each uploaded image (or the video, probed, or the archive, checked) in the artifact store,
+        reading one at a time; raise :class:`ImageTooLargeError` for an input over the size limit,
+        :class:`BadVideoError` for a video that does not decode, :class:`DatasetError` for an archive
+        that is not a safe zip (the caller removes what was stored)."""
+        video = options.video
         for index, one in enumerate(inputs):
             data = one.data if one.data is not None else one.read() if one.read is not None else None
             if data is None:
                 continue
-            if len(data) > self._max_bytes(video):
-                raise ImageTooLargeError(self._too_large(one.name, len(data), video))
+            archive = options.evaluate is not None
+            if len(data) > self._max_bytes(video, archive):
+                raise ImageTooLargeError(self._too_large(one.name, len(data), video, archive))
+            if options.evaluate is not None:
+                check_archive(data)
             self.artifacts.put(input_key(job_id, index), data)
             if video is not None:
                 self.videos.accept(job_id, data, video)
 
-    def _max_bytes(self, video: VideoOptions | None) -> int:
-        return self.limits.max_image_bytes if video is None else self.limits.max_video_bytes
+    def _max_bytes(self, video: VideoOptions | None, archive: bool = False) -> int:
+        return self.limits.max_image_bytes if video is None and not archive else self.limits.max_video_bytes
 
     def _discard_inputs(self, job_id: str) -> None:
         """Remove the stored inputs of a job that was not created; a failure is logged, so that the
@@ -228,19 +240,19 @@ class JobService:
         except Exception:
             log.exception("inputs of job %s not removed", job_id)
 
-    def _too_large(self, name: str, size: int, video: VideoOptions | None = None) -> str:
-        what = "image" if video is None else "video"
-        return f"{what} {name!r} has {size} bytes; the limit is {self._max_bytes(video)}"
+    def _too_large(self, name: str, size: int, video: VideoOptions | None = None, archive: bool = False) -> str:
+        what = "archive" if archive else "image" if video is None else "video"
+        return f"{what} {name!r} has {size} bytes; the limit is {self._max_bytes(video, archive)}"
 
     def _check(self, new: NewJob) -> None:
         count = len(new.inputs)
         if not 1 <= count <= self.limits.max_images:
             raise InvalidParameterError(f"a job takes 1 to {self.limits.max_images} images, got {count}")
-        video = new.options.video
+        video, archive = new.options.video, new.options.evaluate is not None
         for one in new.inputs:
             size = one.declared_size
-            if size is not None and size > self._max_bytes(video):
-                raise ImageTooLargeError(self._too_large(one.name, size, video))
+            if size is not None and size > self._max_bytes(video, archive):
+                raise ImageTooLargeError(self._too_large(one.name, size, video, archive))
             if one.url is not None:
                 if self._fetcher is None:
                     raise InvalidParameterError("image URLs are turned off on this server")
@@ -291,6 +303,8 @@ class JobService:
         document = results_json(job, items, found, self._view(job))
         if job.options.video is not None:
             document["video"] = self.videos.status(job)
+        if job.options.evaluate is not None:
+            document["evaluation"] = self.evaluations.status(job)
         return document
 
     def coco(self, job_id: str) -> dict[str, Any]:

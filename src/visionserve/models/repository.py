@@ -17,7 +17,7 @@ from visionserve.errors import ModelNotFoundError, ModelSpecError
 from visionserve.models.builtin import builtin_specs
 from visionserve.models.default import DEFAULT_MODEL_NAME
 from visionserve.models.module_specs import folder_spec, is_module_folder
-from visionserve.models.spec import SPEC_FILENAME, ModelSpec, load_spec
+from visionserve.models.spec import SPEC_FILENAME, THRESHOLDS_FILENAME, ModelSpec, load_spec, read_class_conf
 
 #: Suffixes of model files that can be served without a ``model.yaml``.
 BARE_MODEL_SUFFIXES = frozenset({".onnx", ".pb", ".weights", ".cfg"})
@@ -26,6 +26,20 @@ BARE_MODEL_SUFFIXES = frozenset({".onnx", ".pb", ".weights", ".cfg"})
 #: An unknown name is echoed up to this many characters, and at most this many known names are listed.
 ECHO_CHARS = 100
 LISTED_NAMES = 20
+
+
+def builtin_thresholds_path(root: Path, name: str) -> Path:
+    """Where the per-class thresholds of the built-in model ``name`` live in the repository ``root``:
+    ``<root>/<name>/thresholds.yaml`` (a folder without a ``model.yaml`` replaces nothing)."""
+    return root / name / THRESHOLDS_FILENAME
+
+
+def _with_saved_thresholds(spec: ModelSpec, root: Path | None) -> ModelSpec:
+    """A built-in ``spec`` with the thresholds saved for it under ``root`` (see :func:`builtin_thresholds_path`)."""
+    if root is None or not root.is_dir():
+        return spec
+    saved = read_class_conf(builtin_thresholds_path(root, spec.name))
+    return spec.model_copy(update={"class_conf": {**spec.class_conf, **saved}}) if saved else spec
 
 
 def unknown_model(name: str, known: Sequence[str]) -> ModelNotFoundError:
@@ -71,7 +85,7 @@ class ModelRepository:
         builtins = builtin_specs() if builtins is None else builtins
         if not builtins:
             raise ValueError("a repository needs at least one built-in spec: the default model")
-        specs: dict[str, ModelSpec] = {spec.name: spec for spec in builtins}
+        specs: dict[str, ModelSpec] = {spec.name: _with_saved_thresholds(spec, root) for spec in builtins}
         broken: dict[str, str] = {}
         found: set[str] = set()
         if root is not None:

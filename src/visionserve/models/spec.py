@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -31,6 +31,10 @@ from visionserve.core.geometry import ResizeMode
 from visionserve.errors import ModelSpecError
 
 SPEC_FILENAME = "model.yaml"
+#: The per-class thresholds file beside a ``model.yaml`` (``visionserve eval --save-thresholds`` writes it).
+THRESHOLDS_FILENAME = "thresholds.yaml"
+#: The ``conf`` value that asks for the saved per-class thresholds.
+BEST: Literal["best"] = "best"
 
 
 class Task(StrEnum):
@@ -173,11 +177,23 @@ class KeypointSpec(_Strict):
 
 
 class Thresholds(_Strict):
+    """Default thresholds of the model's answers. ``conf: best`` (or ``best: true``) makes the saved
+    per-class thresholds the default (see :attr:`ModelSpec.class_conf`); then ``conf`` (0.4 unless given
+    with ``best: true``) is the threshold of the classes that have none saved."""
+
     conf: Annotated[float, Field(ge=0, le=1)] = 0.4
+    best: bool = False
     iou: Annotated[float, Field(ge=0, le=1)] = 0.45
     max_det: Annotated[int, Field(gt=0, le=10000)] = 100
     #: Classifiers: how many classes an answer lists.
     top_k: Annotated[int, Field(gt=0, le=10000)] = 5
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conf_best(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("conf"), str) and data["conf"].strip().lower() == BEST:
+            return {**{k: v for k, v in data.items() if k != "conf"}, "best": True}
+        return data
 
 
 class RuntimeSpec(_Strict):
@@ -223,6 +239,9 @@ class ModelSpec(_Strict):
     labels: Path | tuple[str, ...] | dict[int, str] = ()
     keypoints: KeypointSpec | None = None
     thresholds: Thresholds = Thresholds()
+    #: Per-class confidence thresholds by label name (``conf=best``), from ``thresholds.yaml`` beside
+    #: the model.yaml (which wins) or written here by hand.
+    class_conf: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     runtime: RuntimeSpec = RuntimeSpec()
     batching: BatchingSpec = BatchingSpec()
     instances: Annotated[int, Field(gt=0, le=64)] = 1
@@ -284,6 +303,15 @@ class ModelSpec(_Strict):
             object.__setattr__(self, "thresholds", self.thresholds.model_copy(update={"conf": 0.0}))
         return self
 
+    @model_validator(mode="after")
+    def _best_needs_thresholds(self) -> ModelSpec:
+        if self.thresholds.best and not self.class_conf:
+            raise ValueError(
+                "thresholds.conf is 'best' but no per-class thresholds are saved: run "
+                f"`visionserve eval --save-thresholds` (it writes {THRESHOLDS_FILENAME} beside model.yaml)"
+            )
+        return self
+
     @property
     def source(self) -> str:
         """The file this spec comes from, for error messages."""
@@ -314,12 +342,40 @@ def spec_from_mapping(data: Any, source: str, root: Path) -> ModelSpec:
         raise ModelSpecError(f"{source}: {problems}") from None
 
 
-def load_spec(path: Path) -> ModelSpec:
-    """Read and validate ``path`` (a ``model.yaml``)."""
+def _read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ModelSpecError(f"{path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ModelSpecError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def read_class_conf(path: Path) -> dict[str, float]:
+    """The ``classes:`` mapping (label name to threshold) of a ``thresholds.yaml``; {} when there is no
+    such file. Raises :class:`ModelSpecError` naming the file when it does not validate."""
+    if not path.is_file():
+        return {}
+    data = _read_yaml(path)
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if not isinstance(classes, dict):
+        raise ModelSpecError(f"{path}: needs 'classes:', a mapping of label name to threshold")
+    try:
+        found = {str(k): float(v) for k, v in classes.items()}
+    except (TypeError, ValueError) as exc:
+        raise ModelSpecError(f"{path}: thresholds must be numbers: {exc}") from exc
+    wrong = [k for k, v in found.items() if not 0.0 <= v <= 1.0]
+    if wrong:
+        raise ModelSpecError(f"{path}: thresholds must be between 0 and 1 ({', '.join(wrong)})")
+    return found
+
+
+def load_spec(path: Path) -> ModelSpec:
+    """Read and validate ``path`` (a ``model.yaml``), with the per-class thresholds of a
+    ``thresholds.yaml`` beside it."""
+    data = _read_yaml(path)
+    saved = read_class_conf(path.parent / THRESHOLDS_FILENAME)
+    if saved and isinstance(data, dict):
+        written = data.get("class_conf")
+        data = {**data, "class_conf": {**(written if isinstance(written, dict) else {}), **saved}}
     return spec_from_mapping(data, str(path), path.parent)

@@ -26,12 +26,13 @@ from typing import Any
 import cv2
 
 from visionserve.core.prediction import Prediction
+from visionserve.core.thresholds import Threshold
 from visionserve.errors import InferenceError, ModelSpecError, VisionServeError
 from visionserve.models.labels import LabelBook, Labels
 from visionserve.models.spec import ModelSpec, ModuleSection
 from visionserve.modules.answers import to_detections
 from visionserve.modules.loader import build_module
-from visionserve.pipeline import BatchResult, PredictOptions, StageTimings
+from visionserve.pipeline import BatchResult, PredictOptions, StageTimings, class_thresholds
 from visionserve.types import BGRImage
 
 _BOOKS: dict[tuple[str, str, tuple[tuple[int, str], ...]], LabelBook] = {}
@@ -96,10 +97,9 @@ class ModuleModel:
     def predict(self, images: Sequence[BGRImage], options: PredictOptions | None = None) -> list[Prediction]:
         return self.infer(images, options).predictions
 
-    def _limits(self, options: PredictOptions) -> tuple[float, frozenset[int] | None, int]:
-        thresholds = self._spec.thresholds
-        conf = thresholds.conf if options.conf is None else options.conf
-        return conf, options.classes, options.max_det or thresholds.max_det
+    def _limits(self, options: PredictOptions) -> tuple[Threshold, frozenset[int] | None, int]:
+        conf = class_thresholds(self._spec, self._labels, options.conf)  # conf=best: the saved per-class ones
+        return conf, options.classes, options.max_det or self._spec.thresholds.max_det
 
     def _one(self, image: BGRImage) -> Any:
         ok, encoded = cv2.imencode(self._suffix, image)

@@ -25,7 +25,7 @@ from visionserve.models.loading import load_model
 from visionserve.models.preload import Preload, preload_names
 from visionserve.models.repository import ModelRepository
 from visionserve.models.spec import InputSpec, ModelSpec
-from visionserve.pipeline import PredictOptions, Predictor
+from visionserve.pipeline import PredictOptions, Predictor, check_conf
 from visionserve.serving.instances import (
     BatchItem,
     Encoded,
@@ -309,6 +309,7 @@ class DetectionService:
         served = await self.manager.acquire(name)
         if not images:
             raise InvalidParameterError("no image given")
+        check_conf(served.spec, (options or PredictOptions()).conf)
         served.batcher.check_room(len(images), priority)  # refuse before decoding, not after
         target = served.spec.input
         reservation = await self._reserve(images, target, full_size)

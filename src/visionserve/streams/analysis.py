@@ -12,11 +12,13 @@ kept on a confirmed track. Frame-based timings follow ``max_fps`` when the strea
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from visionserve.core.detections import Detections
+from visionserve.core.thresholds import Threshold, keep_mask
 from visionserve.errors import InvalidParameterError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import Thresholds
@@ -41,21 +43,28 @@ class CountingStage:
 class TrackingStage:
     """:class:`Tracker` as the session's tracker: it sees every row the model gave (down to its
     ``low_thresh``); :meth:`update` answers the rows scoring at least ``conf`` and, below that, only
-    those the tracker matched to a confirmed track (an occluded or blurred object keeping its box)."""
+    those the tracker matched to a confirmed track (an occluded or blurred object keeping its box).
+    ``conf`` may be per-class thresholds (``conf=best``; the manager sets them after building): then
+    the answer holds only the rows at their class's threshold (the tracker still gives them ids), as
+    the tracker's own thresholds are one number (the lowest of the classes')."""
 
-    def __init__(self, tracker: Tracker, conf: float) -> None:
+    def __init__(self, tracker: Tracker, conf: Threshold) -> None:
         self.tracker = tracker
         self.conf = conf
 
     def update(self, detections: Detections) -> Detections:
         tracked = self.tracker.update(detections)
         ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1)
-        return tracked[(tracked.confidence >= self.conf) | (ids >= 0)]
+        keep = keep_mask(tracked.confidence, tracked.class_id, self.conf)
+        if isinstance(self.conf, Mapping):  # per-class: a track started below its class's threshold must not show
+            return tracked[keep]
+        return tracked[keep | (ids >= 0)]
 
 
 def tracker_config(spec: StreamSpec) -> TrackerConfig:
-    """The tracker settings of ``spec`` (module docstring)."""
-    conf = spec.conf if spec.conf is not None else Thresholds().conf
+    """The tracker settings of ``spec`` (module docstring); per-class thresholds (``best``) must have
+    been replaced by a number (the manager gives the lowest of them)."""
+    conf = spec.conf if isinstance(spec.conf, float | int) else Thresholds().conf
     base = TrackerConfig.for_fps(spec.max_fps) if spec.max_fps is not None else TrackerConfig()
     return dataclasses.replace(base, high_thresh=conf, new_track_thresh=conf, low_thresh=min(conf, base.low_thresh))
 

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 
 from visionserve.batching.batcher import Priority
 from visionserve.core.detections import Detections
+from visionserve.core.thresholds import floor_of
 from visionserve.errors import InvalidParameterError, OverloadedError, StreamNotFoundError, WrongTaskError
 from visionserve.models.spec import Task
-from visionserve.pipeline import PredictOptions, resolve_classes
+from visionserve.pipeline import PredictOptions, class_thresholds, resolve_classes
 from visionserve.serving.service import DetectionService
+from visionserve.streams.analysis import TrackingStage
 from visionserve.streams.reader import ReaderConfig
 from visionserve.streams.session import Detect, StreamSession
 from visionserve.streams.sources import Opener, Source, SourcePolicy, open_capture, probe, resolve_source
@@ -114,8 +116,10 @@ class StreamManager:
         labels = self.service.labels(model)
         classes = resolve_classes(spec.classes, labels) if spec.classes else None
         source = await asyncio.to_thread(self._checked_source, spec.source, not declared)
-        conf = spec.conf if spec.conf is not None else self.service.spec(model).thresholds.conf
-        stages = self._stages(spec.model_copy(update={"conf": conf}), labels)
+        threshold = class_thresholds(self.service.spec(model), labels, spec.conf)
+        stages = self._stages(spec.model_copy(update={"conf": floor_of(threshold)}), labels)
+        if isinstance(stages.tracker, TrackingStage):
+            stages.tracker.conf = threshold  # per-class when conf=best
         detect_conf = stages.detect_conf if stages.detect_conf is not None else spec.conf
         options = PredictOptions(conf=detect_conf, classes=classes)
         detect = _detector(self.service, model, options)

@@ -7,6 +7,8 @@ the rest into a model name, options, a tracker, zone/line counters and a motion 
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Point = tuple[float, float]
@@ -46,7 +48,7 @@ class StreamSpec(BaseModel):
     source: str = Field(..., min_length=1, max_length=2000)
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     model: str | None = Field(None, max_length=200)
-    conf: float | None = Field(None, ge=0, le=1)
+    conf: Annotated[float, Field(ge=0, le=1)] | Literal["best"] | None = None
     classes: list[str] | None = Field(None, max_length=1000)
     max_fps: float | None = Field(None, gt=0, le=240)
     track: bool = True

@@ -25,8 +25,8 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from visionserve.api.errors import status_of
 from visionserve.api.wire.streams import StreamToken
 from visionserve.batching.batcher import Priority
-from visionserve.errors import InputError, OverloadedError, VisionServeError
-from visionserve.pipeline import PredictOptions
+from visionserve.errors import InputError, InvalidParameterError, OverloadedError, VisionServeError
+from visionserve.pipeline import PredictOptions, parse_conf
 from visionserve.render.json import prediction_to_json
 from visionserve.render.mask_encoding import MaskFormat
 from visionserve.serving.service import DetectionService
@@ -51,15 +51,20 @@ async def websocket_token(request: Request) -> StreamToken:
 async def detect_ws(
     websocket: WebSocket,
     model: Annotated[str | None, Query(max_length=200)] = None,
-    conf: Annotated[float | None, Query(ge=0, le=1)] = None,
+    conf: Annotated[str | None, Query(max_length=20, description="A number between 0 and 1, or 'best'.")] = None,
 ) -> None:
     service: DetectionService | None = websocket.app.state.service
+    try:
+        threshold = parse_conf(conf)
+    except InvalidParameterError:
+        await websocket.close(1008)  # what a failed query validation answers
+        return
     await websocket.accept()
     if service is None:
         await websocket.close(1001)
         return
     inbox: Mailbox[tuple[int, bytes]] = Mailbox()
-    worker = asyncio.ensure_future(_answer(websocket, service, model, PredictOptions(conf=conf), inbox))
+    worker = asyncio.ensure_future(_answer(websocket, service, model, PredictOptions(conf=threshold), inbox))
     try:
         count = 0
         while not worker.done():

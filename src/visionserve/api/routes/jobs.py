@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -68,7 +68,7 @@ class JobParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = None
-    conf: float | None = Field(None, ge=0, le=1)
+    conf: Annotated[float, Field(ge=0, le=1)] | Literal["best"] | None = None
     iou: float | None = Field(None, ge=0, le=1)
     classes: str | None = None
     max_det: int | None = Field(None, ge=1, le=10_000)
@@ -220,6 +220,9 @@ def get_job(
     video = jobs.videos.status(job)
     if video is not None:
         document["video"] = video
+    evaluation = jobs.evaluations.status(job)
+    if evaluation is not None:
+        document["evaluation"] = evaluation
     if job.state.terminal:
         document["results"] = jobs.results_page(job, items_offset, items_limit)
         document["results_page"] = {"offset": items_offset, "limit": items_limit, "total": job.progress.total}

@@ -12,6 +12,7 @@ rules. Errors are ``{"message": "..."}``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Generic
 
@@ -32,6 +33,7 @@ from visionserve.core.detections import Detections
 from visionserve.core.prediction import Prediction, classes_of
 from visionserve.errors import ImageTooLargeError, InputError
 from visionserve.models.labels import Labels
+from visionserve.models.spec import BEST
 from visionserve.outbound import OutboundPolicy, Target
 from visionserve.serving.pixel_budget import PixelHold
 from visionserve.serving.results import ImageResult, ModelState, ModelStatus
@@ -108,6 +110,9 @@ async def _run(
     rf.check_task(route, spec.task, name)
     labels = service.labels(name)
     options = parsed.options.to_predict_options(labels)
+    if options.conf == BEST and not spec.class_conf:
+        # Roboflow's "best" falls back to the model's default when no per-class thresholds exist.
+        options = dataclasses.replace(options, conf=None)
     visualize = bool(parsed.request.visualize_predictions)
     images = await _images(parsed, request.app.state.url_images, settings.max_body_bytes)
     results = await service.detect(name, images, options, full_size=visualize, hold=hold)

@@ -12,7 +12,7 @@ import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +38,7 @@ class RequestOptions:
     against a model's labels in :meth:`to_predict_options`.
     """
 
-    conf: float | None = None
+    conf: float | Literal["best"] | None = None
     iou: float | None = None
     max_det: int | None = None
     classes: tuple[str, ...] | None = None

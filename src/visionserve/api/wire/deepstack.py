@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from email.utils import formatdate
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -27,6 +27,7 @@ from visionserve.core.classifications import Classifications
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError
 from visionserve.models.labels import Labels
+from visionserve.models.spec import BEST
 from visionserve.render.mask_encoding import MaskFormat
 from visionserve.render.rows import box_rows, class_rows
 
@@ -144,14 +145,17 @@ class Timing:
     timestamp: float
 
 
-def parse_min_confidence(raw: str | None) -> float:
-    """``min_confidence`` as DeepStack reads it: absent or empty means 0.4.
+def parse_min_confidence(raw: str | None) -> float | Literal["best"]:
+    """``min_confidence`` as DeepStack reads it: absent or empty means 0.4; ``best`` asks for the
+    model's saved per-class thresholds.
 
     Raises :class:`InvalidParameterError` with DeepStack's messages for a value that is not a
     number or lies outside [0, 1].
     """
     if raw is None or not raw.strip():
         return DEFAULT_MIN_CONFIDENCE
+    if raw.strip().lower() == BEST:
+        return BEST
     try:
         value = float(raw)
     except ValueError:
@@ -166,11 +170,12 @@ def parse_min_confidence(raw: str | None) -> float:
 
 
 def to_predictions(
-    detections: Detections, labels: Labels, width: int, height: int, min_confidence: float = 0.0
+    detections: Detections, labels: Labels, width: int, height: int, min_confidence: float | Literal["best"] = 0.0
 ) -> list[DeepStackPrediction]:
-    """Detections at or above ``min_confidence``, highest first, boxes clipped to the
-    ``width x height`` image and truncated to integer pixels as DeepStack does."""
-    rows = box_rows(detections.filter(min_confidence), labels, (width, height), MaskFormat.NONE)
+    """Detections at or above ``min_confidence`` (``best``: as the model filtered them), highest
+    first, boxes clipped to the ``width x height`` image and truncated to integer pixels as DeepStack does."""
+    floor = 0.0 if isinstance(min_confidence, str) else min_confidence
+    rows = box_rows(detections.filter(floor), labels, (width, height), MaskFormat.NONE)
     limits = np.array([width, height, width, height], dtype=np.float32)
     predictions = []
     for row in rows:

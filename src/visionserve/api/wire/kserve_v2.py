@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,7 +51,7 @@ from visionserve.api.wire.kserve_tensors import (
     tensor_to_json,
 )
 from visionserve.errors import ImageTooLargeError, InvalidParameterError
-from visionserve.models.spec import ColorOrder, Task
+from visionserve.models.spec import BEST, ColorOrder, Task
 from visionserve.serving.results import ModelState, ModelStatus
 
 #: HTTP header that gives the length of the JSON part of a body followed by binary tensors.
@@ -285,13 +285,18 @@ def _number(parameters: Parameters, name: str) -> float | None:
     return float(value)
 
 
+def _conf(parameters: Parameters) -> float | Literal["best"] | None:
+    """The ``conf`` parameter: a number, or ``"best"`` (the model's saved per-class thresholds)."""
+    return BEST if parameters.get("conf") == BEST else _number(parameters, "conf")
+
+
 def request_options(request: InferenceRequest) -> RequestOptions:
     """Thresholds from the request parameters ``conf``, ``iou``, ``max_det`` and ``classes``."""
     max_det = _number(request.parameters, "max_det")
     if max_det is not None and not max_det.is_integer():
         raise InvalidParameterError(f"parameter 'max_det' must be an integer, got {max_det}")
     return RequestOptions(
-        conf=_number(request.parameters, "conf"),
+        conf=_conf(request.parameters),
         iou=_number(request.parameters, "iou"),
         max_det=None if max_det is None else int(max_det),
         classes=split_classes(request.parameters.get("classes")),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -49,7 +49,9 @@ class PredictParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    conf: float | None = Field(None, ge=0, le=1, description="Minimum confidence (default: the model's).")
+    conf: Annotated[float, Field(ge=0, le=1)] | Literal["best"] | None = Field(
+        None, description="Minimum confidence (default: the model's), or 'best': the saved per-class thresholds."
+    )
     iou: float | None = Field(None, ge=0, le=1, description="NMS IoU threshold (default: the model's).")
     classes: str | None = Field(None, description="Only these classes: comma-separated names or ids.")
     max_det: int | None = Field(None, ge=1, le=10000, description="At most this many detections per image.")
@@ -179,7 +181,7 @@ def model_document(status: ModelStatus) -> dict[str, Any]:
         "description": spec.description if spec else "",
         "labels": {str(k): v for k, v in sorted(labels.as_dict().items())} if labels else {},
         "input": None,
-        "thresholds": spec.thresholds.model_dump() if spec else None,
+        "thresholds": {**spec.thresholds.model_dump(), "classes": dict(spec.class_conf)} if spec else None,
         "keypoints": _keypoints_document(spec) if spec else None,
         "instances": status.instances,
         "batching": spec.batching.model_dump() if spec else None,

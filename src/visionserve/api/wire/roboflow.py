@@ -39,7 +39,7 @@ from visionserve.core.detections import Detections
 from visionserve.core.nms import class_aware_nms
 from visionserve.errors import ImageDecodeError, InvalidParameterError, WrongTaskError
 from visionserve.models.labels import Labels
-from visionserve.models.spec import ColorOrder, Task
+from visionserve.models.spec import BEST, ColorOrder, Task
 from visionserve.render.mask_encoding import MaskFormat
 from visionserve.render.rows import BoxRow, box_rows
 
@@ -202,7 +202,12 @@ def _image(item: InferenceRequestImage, where: str) -> ImageInput | UrlImage:
 
 
 def _options(request: InferRequest) -> RequestOptions:
-    conf = request.confidence if isinstance(request.confidence, float | int) else None
+    confidence = request.confidence
+    conf: float | Literal["best"] | None = None
+    if confidence == BEST:
+        conf = BEST
+    elif isinstance(confidence, float | int):
+        conf = confidence
     if not isinstance(request, ObjectDetectionRequest):
         return RequestOptions(conf=conf)
     return RequestOptions(
