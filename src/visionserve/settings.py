@@ -156,6 +156,13 @@ class Settings(BaseSettings):
         description="Redis broker: seconds before a task that a lost worker held is delivered again "
         "(keep it above the longest item and webhook retry wait).",
     )
+    jobs_redispatch_after: float = Field(
+        600.0,
+        ge=0,
+        description="Broker runners: when no item was claimed or finished for this many seconds, the broker's "
+        "queue is empty and jobs still have unfinished items, the server sends those items again (a broker "
+        "restart lost them); 0: never. Keep it above the longest item.",
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="Shared secret that signs job webhooks (HMAC-SHA256); webhooks are refused without it."
     )
