@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         description="Models loaded at start: auto (the default model and every model of --models; other built-ins "
         "load on their first request), all, none, or comma-separated model names.",
     )
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="glibc malloc arenas of the process (like MALLOC_ARENA_MAX; 0: glibc's default of 8 per "
+        "core). Few arenas keep the resident size flat under long varied load.",
+    )
     debug: bool = Field(False, description="Put tracebacks of internal errors in responses.")
     log_level: LogLevel = Field(LogLevel.INFO, description="Log level of visionserve and the HTTP server.")
     access_log: bool = Field(True, description="Log one line per request.")

@@ -73,9 +73,11 @@ def worker(
     from visionserve.jobs.config import jobs_config
     from visionserve.jobs.devices import count_gpus, resolve_device
     from visionserve.jobs.factory import worker_parts_builder
+    from visionserve.serving.malloc import limit_malloc_arenas
     from visionserve.storage.db import Database
 
     settings = Settings.load(models=models_dir, config=config_file)
+    limit_malloc_arenas(settings.malloc_arena_max)
     config = jobs_config(settings)
     if not config.broker_url:
         raise ConfigError("visionserve worker needs a broker: set VISIONSERVE_BROKER_URL (redis://... or amqp://...)")
