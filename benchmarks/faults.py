@@ -14,8 +14,8 @@ Scenarios (each on a fresh job of ``--images`` real photos on the default model)
 * ``database-restart``: PostgreSQL is stopped mid-job for ``--down`` seconds; ``/readyz`` must answer
   503 while it is down and 200 again by itself after.
 
-Redis, PostgreSQL and (for its restart) RabbitMQ are private instances (:mod:`benchmarks.fault_services`): their restarts
-disturb nobody else. Loopback only; every wait is bounded. Run as root (PostgreSQL runs as
+Redis, PostgreSQL and (for its restart) RabbitMQ are private instances
+(:mod:`benchmarks.fault_services`): their restarts disturb nobody else. Loopback only; every wait is bounded. Run as root (PostgreSQL runs as
 ``postgres``):
 
     python -m benchmarks.faults [--only server-kill,worker-kill] [--images 60] [--down 5] [--out faults.json]
@@ -222,7 +222,7 @@ def broker_restart(kind: str) -> Callable[[dict[str, bytes], int, float], dict[s
                 lambda: supervise(procs, exits) and job(url, job_id)["state"] not in {"queued", "running"}, 180
             )
             what = {"redis-aof": "Redis with an append-only file", "redis": "Redis without persistence"}
-            fault = f"{what.get(kind, 'RabbitMQ (private node)')} restarted mid-job; the worker restarted whenever it exited"
+            fault = f"{what.get(kind, 'RabbitMQ (private node)')} restarted mid-job; worker restarted when it exited"
             return {"fault": fault, "worker_exits": exits, **verdict(url, job_id, expected, count, ended)}
 
     return scenario
