@@ -15,8 +15,8 @@ Scenarios (each on a fresh job of ``--images`` real photos on the default model)
   503 while it is down and 200 again by itself after.
 
 Redis, PostgreSQL and (for its restart) RabbitMQ are private instances
-(:mod:`benchmarks.fault_services`): their restarts disturb nobody else. Loopback only; every wait is bounded. Run as root (PostgreSQL runs as
-``postgres``):
+(:mod:`benchmarks.fault_services`): their restarts disturb nobody else. Loopback only; every wait
+is bounded. Run as root (PostgreSQL runs as ``postgres``, RabbitMQ as ``rabbitmq``):
 
     python -m benchmarks.faults [--only server-kill,worker-kill] [--images 60] [--down 5] [--out faults.json]
 """

@@ -17,10 +17,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.jobs_support import BASE_WIDTH, PLUGIN_MODEL, Cluster, free_port, numbered_image, processed_by, wait_for
-from tests.jobs_support import write_plugin_model
-
 from benchmarks.fault_services import PrivateRedis
+from tests.jobs_support import (
+    BASE_WIDTH,
+    PLUGIN_MODEL,
+    Cluster,
+    free_port,
+    numbered_image,
+    processed_by,
+    wait_for,
+    write_plugin_model,
+)
+
 from visionserve.jobs.model import ItemState
 from visionserve.storage.db import Database
 from visionserve.storage.jobs import SqlJobStore
