@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         description="glibc malloc arenas of the process (like MALLOC_ARENA_MAX; 0: glibc's default of 8 per "
         "core). Few arenas keep the resident size flat under long varied load.",
     )
+    malloc_trim_interval: float = Field(
+        0.0,
+        ge=0,
+        le=86400,
+        description="Seconds between calls of glibc's malloc_trim, which hands freed heap pages back to the "
+        "system (0: never).",
+    )
     debug: bool = Field(False, description="Put tracebacks of internal errors in responses.")
     log_level: LogLevel = Field(LogLevel.INFO, description="Log level of visionserve and the HTTP server.")
     access_log: bool = Field(True, description="Log one line per request.")

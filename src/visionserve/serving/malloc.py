@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +51,23 @@ def limit_malloc_arenas(count: int, libc: ctypes.CDLL | None = None) -> bool:
         return False
     log.debug("malloc arenas capped at %d", count)
     return True
+
+
+def trim_every(interval_s: float, stop: threading.Event, libc: ctypes.CDLL | None = None) -> threading.Thread | None:
+    """Start a daemon thread that calls glibc's ``malloc_trim(0)`` every ``interval_s`` seconds until
+    ``stop`` is set: the free pages of every arena go back to the system, not only those at an
+    arena's top. None (nothing started) for 0 or a C library without ``malloc_trim``."""
+    lib = libc if libc is not None else _libc()
+    trim = None if lib is None else getattr(lib, "malloc_trim", None)
+    if interval_s <= 0 or trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def run() -> None:
+        while not stop.wait(interval_s):
+            trim(0)
+
+    thread = threading.Thread(target=run, name="visionserve-malloc-trim", daemon=True)
+    thread.start()
+    return thread
