@@ -1,15 +1,18 @@
 """The malloc arena cap (``malloc_arena_max``): mallopt is called with glibc's M_ARENA_MAX, not at all
-for 0, and a C library without mallopt (or refusing the value) is reported, not an error."""
+for 0, and a C library without mallopt (or refusing the value) is reported, not an error; and the
+periodic ``malloc_trim`` (``malloc_trim_interval``)."""
 
 from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 from typing import Any
 
 import pytest
+from tests.jobs_support import wait_for
 
-from visionserve.serving.malloc import M_ARENA_MAX, limit_malloc_arenas
+from visionserve.serving.malloc import M_ARENA_MAX, limit_malloc_arenas, trim_every
 from visionserve.settings import Settings
 
 
@@ -53,3 +56,31 @@ def test_a_refusal_or_a_library_without_mallopt_is_not_an_error(caplog: pytest.L
 def test_glibc_takes_it() -> None:
     assert limit_malloc_arenas(Settings().malloc_arena_max)
     assert Settings().malloc_arena_max == 2
+
+
+class FakeTrim:
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.argtypes: Any = None
+        self.restype: Any = None
+
+    def __call__(self, pad: int) -> int:
+        self.calls.append(pad)
+        return 1
+
+
+def test_trimming_runs_every_interval_until_stopped() -> None:
+    libc = FakeLibc()
+    libc.malloc_trim = FakeTrim()  # type: ignore[attr-defined]
+    stop = threading.Event()
+    thread = trim_every(0.01, stop, libc)  # type: ignore[arg-type]
+    assert thread is not None
+    wait_for(lambda: len(libc.malloc_trim.calls) >= 3, 10)  # type: ignore[attr-defined]
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive() and set(libc.malloc_trim.calls) == {0}  # type: ignore[attr-defined]
+
+
+def test_no_trimming_for_zero_or_without_malloc_trim() -> None:
+    assert trim_every(0, threading.Event(), FakeLibc()) is None  # type: ignore[arg-type]
+    assert trim_every(1.0, threading.Event(), FakeLibc()) is None  # type: ignore[arg-type]
