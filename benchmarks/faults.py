@@ -44,6 +44,8 @@ from benchmarks.soak import photos
 
 AMQP_URL = os.environ.get("VISIONSERVE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 JOB_PHOTOS = ("astronaut-512", "chelsea-451", "coffee-600")
+#: Seconds a server or worker may take to start (a shared, busy machine is slow).
+START_S = 240.0
 #: The server's re-dispatch deadline in the broker restarts (``VISIONSERVE_JOBS_REDISPATCH_AFTER``).
 REDISPATCH_AFTER_S = 20
 
@@ -125,7 +127,7 @@ def mid_job(url: str, job_id: str, count: int) -> None:
 
 def server_kill(images: dict[str, bytes], count: int, _: float) -> dict[str, Any]:
     with cluster({"VISIONSERVE_JOBS_MAX_IMAGES": str(count)}) as procs:
-        url = procs.server()
+        url = procs.server(START_S)
         expected = references(url, images)
         job_id = submit(url, images, count)
         mid_job(url, job_id, count)
@@ -133,7 +135,7 @@ def server_kill(images: dict[str, bytes], count: int, _: float) -> dict[str, Any
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
         procs.running.remove(server)
-        url = procs.server()
+        url = procs.server(START_S)
         ended = wait_for(lambda: job(url, job_id)["state"] not in {"queued", "running"}, 300)
         return {"fault": "server SIGKILLed mid-job, restarted", **verdict(url, job_id, expected, count, ended)}
 
@@ -148,10 +150,10 @@ def celery(env_extra: dict[str, str], count: int, workers: int) -> tuple[Process
         **env_extra,
     }
     procs = stack.enter_context(cluster(env))
-    url = procs.server()
+    url = procs.server(START_S)
     for index in range(workers):
         procs.spawn(f"worker{index}", "worker", "--index", str(index), "--device", "cpu")
-        procs.wait_for_log(f"worker{index}", " ready.")
+        procs.wait_for_log(f"worker{index}", " ready.", START_S)
     return procs, url, stack
 
 
@@ -192,7 +194,7 @@ def supervise(procs: Processes, exits: list[int | None]) -> bool:
         exits.append(worker.returncode)
         procs.running.remove(worker)
         procs.spawn("worker0", "worker", "--index", "0", "--device", "cpu")
-        procs.wait_for_log("worker0", " ready.")
+        procs.wait_for_log("worker0", " ready.", START_S)
     return True
 
 
@@ -233,7 +235,7 @@ def database_restart(images: dict[str, bytes], count: int, down: float) -> dict[
         postgres = PrivatePostgres()
         outer.callback(postgres.close)
         procs = outer.enter_context(cluster({"VISIONSERVE_DATABASE_URL": postgres.url}))
-        url = procs.server()
+        url = procs.server(START_S)
         expected = references(url, images)
         job_id = submit(url, images, count)
         mid_job(url, job_id, count)
