@@ -273,6 +273,8 @@ def main() -> None:
     parser.add_argument("--down", type=float, default=5.0, help="seconds a service stays down")
     parser.add_argument("--out", type=Path, help="also write the report here as JSON")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so that the private services are stopped and removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     images = photos()
     report = {}
     for name in args.only.split(","):
