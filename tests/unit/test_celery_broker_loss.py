@@ -6,7 +6,8 @@ task's request class is given a message whose acknowledgement fails as it does w
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from celery.worker import state as worker_state
@@ -44,7 +45,9 @@ def no_stop_left_behind() -> Iterator[None]:
     worker_state.should_stop = None
 
 
-def delivered(name: str, channel: Channel) -> AckCheckedRequest:
+def delivered(name: str, channel: Channel, later: list[Callable[[], None]] | None = None) -> AckCheckedRequest:
+    """A request of task ``name`` over ``channel``; with ``later``, its acknowledgement is queued
+    there and runs when the test says (as Celery runs it on its event loop)."""
     app = create_celery_app(JobsConfig(broker_url="memory://"))
     task = app.tasks[name]
     assert task.Request is AckCheckedRequest
@@ -58,9 +61,14 @@ def delivered(name: str, channel: Channel) -> AckCheckedRequest:
         headers=sent.headers,
         delivery_info={},
     )
-    return AckCheckedRequest(
-        message, on_ack=message.ack_log_error, app=app, task=task, connection_errors=(ConnectionError,)
-    )
+
+    def on_ack(*args: Any) -> None:
+        if later is None:
+            message.ack_log_error(*args)
+        else:
+            later.append(lambda: message.ack_log_error(*args))
+
+    return AckCheckedRequest(message, on_ack=on_ack, app=app, task=task, connection_errors=(ConnectionError,))
 
 
 @pytest.mark.parametrize("name", [PROCESS_ITEM, DELIVER_WEBHOOK])
@@ -69,9 +77,18 @@ def test_a_failed_acknowledgement_stops_the_worker_with_its_status(name: str) ->
     assert worker_state.should_stop == EXIT_ACK_FAILED != 0
 
 
+def test_an_acknowledgement_that_fails_later_on_the_event_loop_stops_the_worker_then() -> None:
+    later: list[Callable[[], None]] = []
+    delivered(PROCESS_ITEM, Channel(gone=True), later).acknowledge()
+    assert worker_state.should_stop is None and len(later) == 1
+    later[0]()
+    assert worker_state.should_stop == EXIT_ACK_FAILED
+
+
 def test_an_acknowledgement_that_goes_through_changes_nothing() -> None:
-    channel = Channel(gone=False)
-    delivered(PROCESS_ITEM, channel).acknowledge()
+    channel, later = Channel(gone=False), []
+    delivered(PROCESS_ITEM, channel, later).acknowledge()
+    later[0]()
     assert channel.acked == [7]
     assert worker_state.should_stop is None
 

@@ -78,20 +78,33 @@ def celery_settings(config: JobsConfig) -> dict[str, Any]:
     }
 
 
+class _AckFailureLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger kombu reports a failed acknowledgement to ("Couldn't ack", at CRITICAL): it still
+    logs it, and asks Celery for a warm shutdown with :data:`EXIT_ACK_FAILED`, the way Celery's own
+    signal handlers request one."""
+
+    def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
+        super().critical(msg, *args, **kwargs)
+        log.critical("the broker did not take an acknowledgement; stopping this worker")
+        worker_state.should_stop = EXIT_ACK_FAILED
+
+
+_ACK_FAILURES = _AckFailureLog(logging.getLogger("celery.worker.request"), {})
+
+
 class AckCheckedRequest(Request):  # type: ignore[misc]
     """A task request that stops the worker when its acknowledgement fails.
 
-    kombu logs a failed acknowledgement ("Couldn't ack") and carries on; with Redis the worker then
-    takes no further task while it stays alive. The message was not acknowledged, so the broker
-    still has it (or lost it with its own restart); either way a fresh worker is what helps. The
-    stop is Celery's warm shutdown with status :data:`EXIT_ACK_FAILED`, the way its own signal
-    handlers request one."""
+    kombu logs a failed acknowledgement and carries on; with Redis the worker then takes no further
+    task while it stays alive. The message was not acknowledged, so the broker still has it (or lost
+    it with its own restart); either way a fresh worker is what helps. Celery runs the
+    acknowledgement later on its event loop, so the failure is caught where kombu reports it: in
+    the logger handed to ``ack_log_error``."""
 
     def acknowledge(self) -> None:
-        super().acknowledge()
-        if not self._message.acknowledged:
-            log.critical("the broker did not take the acknowledgement of %s; stopping this worker", self.id)
-            worker_state.should_stop = EXIT_ACK_FAILED
+        if not self.acknowledged:  # type: ignore[has-type]
+            self._on_ack(_ACK_FAILURES, self._connection_errors)
+            self.acknowledged = True
 
 
 class AckCheckedTask(Task):  # type: ignore[misc]
