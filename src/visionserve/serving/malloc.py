@@ -3,9 +3,10 @@
 glibc gives threads that contend for the heap arenas of their own, up to eight per core, and an
 arena keeps the pages of freed memory it cannot trim from its top. The server's threads (uvicorn's
 pool of 40, the inference instances, the jobs pool) each decode and resize images of a few
-megabytes, so every arena they land in ends up holding some of them: the resident size grows for
-many minutes under varied load although nothing leaks (the soak in ``docs/reliability.md`` measured
-+12% in ten minutes, and flat with two arenas). ``mallopt(M_ARENA_MAX, n)`` bounds that; it is what
+megabytes, so every arena they land in ends up holding some of them: the resident size creeps up
+for many minutes under varied load although nothing leaks (the soak in ``docs/reliability.md``:
++12% in ten minutes with glibc's default; with two arenas it ended where it started, and about 10%
+lower than the default in the same run). ``mallopt(M_ARENA_MAX, n)`` bounds that; it is what
 the environment variable ``MALLOC_ARENA_MAX`` does, set from the settings at start instead (the
 process never writes its own environment). Arenas already created stay; call it before starting
 threads. Other C libraries (musl, macOS) have no such knob: the call then does nothing.
