@@ -1,8 +1,9 @@
-"""Private Redis and PostgreSQL instances for the fault script (:mod:`benchmarks.faults`).
+"""Private Redis, RabbitMQ and PostgreSQL instances for the fault script (:mod:`benchmarks.faults`).
 
 Each listens on its own free loopback port with its files in a temporary folder, so restarting it
 disturbs nobody else's tests on the shared services of the machine. PostgreSQL runs as the
-``postgres`` user (the script runs as root, as CI does) with trust authentication on loopback.
+``postgres`` user (the script runs as root, as CI does) with trust authentication on loopback; RabbitMQ
+as ``rabbitmq`` (its start script switches to it).
 """
 
 from __future__ import annotations
@@ -122,4 +123,68 @@ class PrivatePostgres:
     def close(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, RuntimeError):
             self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of its own (``rabbitmq-server`` with its own node name, AMQP and distribution
+    ports, config and data folder, no plugins), so that restarting it disturbs nobody else's broker.
+    ``restart`` stops and starts the RabbitMQ application (``rabbitmqctl stop_app``/``start_app``):
+    every client connection drops, durable queues and persistent messages stay."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.node = f"visionserve-faults-{os.getpid()}@localhost"
+        self.folder = Path(tempfile.mkdtemp(prefix="visionserve-rabbit-"))
+        (self.folder / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        shutil.chown(self.folder, "rabbitmq", "rabbitmq")
+        for child in self.folder.iterdir():
+            shutil.chown(child, "rabbitmq", "rabbitmq")
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.folder / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
+            "RABBITMQ_PID_FILE": str(self.folder / "pid"),
+        }
+        self.process = subprocess.Popen(
+            ["rabbitmq-server"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port, up=True, timeout=240)
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            ["rabbitmqctl", "-n", self.node, *args],
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    def restart(self, down_s: float) -> None:
+        self._ctl("stop_app")
+        wait_port(self.port, up=False)
+        time.sleep(down_s)
+        self._ctl("start_app")
+        wait_port(self.port, up=True, timeout=120)
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._ctl("stop")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(30)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -7,13 +7,16 @@ Scenarios (each on a fresh job of ``--images`` real photos on the default model)
 * ``worker-kill``: PostgreSQL and Redis, two Celery workers; one is SIGKILLed mid-job (and, with
   ``--rabbitmq``, the same on the shared RabbitMQ);
 * ``broker-restart``: Redis is stopped mid-job for ``--down`` seconds and started again, with an
-  append-only file (``broker-restart``) and without persistence (``broker-restart-volatile``);
+  append-only file (``broker-restart``) and without persistence (``broker-restart-volatile``), and a
+  private RabbitMQ node's application is stopped and started (``broker-restart-rabbitmq``); the
+  worker is started again whenever it exits (a supervisor), the server re-dispatches after 20 s
+  without progress;
 * ``database-restart``: PostgreSQL is stopped mid-job for ``--down`` seconds; ``/readyz`` must answer
   503 while it is down and 200 again by itself after.
 
-Redis and PostgreSQL are private instances (:mod:`benchmarks.fault_services`): their restarts
-disturb nobody else. Loopback only; every wait is bounded. Run as root (PostgreSQL runs as
-``postgres``):
+Redis, PostgreSQL and (for its restart) RabbitMQ are private instances
+(:mod:`benchmarks.fault_services`): their restarts disturb nobody else. Loopback only; every wait
+is bounded. Run as root (PostgreSQL runs as ``postgres``, RabbitMQ as ``rabbitmq``):
 
     python -m benchmarks.faults [--only server-kill,worker-kill] [--images 60] [--down 5] [--out faults.json]
 """
@@ -35,12 +38,16 @@ from typing import Any
 
 import httpx
 
-from benchmarks.fault_services import PrivatePostgres, PrivateRedis
+from benchmarks.fault_services import PrivatePostgres, PrivateRabbit, PrivateRedis
 from benchmarks.jobs import Processes
 from benchmarks.soak import photos
 
 AMQP_URL = os.environ.get("VISIONSERVE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 JOB_PHOTOS = ("astronaut-512", "chelsea-451", "coffee-600")
+#: Seconds a server or worker may take to start (a shared, busy machine is slow).
+START_S = 240.0
+#: The server's re-dispatch deadline in the broker restarts (``VISIONSERVE_JOBS_REDISPATCH_AFTER``).
+REDISPATCH_AFTER_S = 20
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, every: float = 0.2) -> bool:
@@ -120,7 +127,7 @@ def mid_job(url: str, job_id: str, count: int) -> None:
 
 def server_kill(images: dict[str, bytes], count: int, _: float) -> dict[str, Any]:
     with cluster({"VISIONSERVE_JOBS_MAX_IMAGES": str(count)}) as procs:
-        url = procs.server()
+        url = procs.server(START_S)
         expected = references(url, images)
         job_id = submit(url, images, count)
         mid_job(url, job_id, count)
@@ -128,7 +135,7 @@ def server_kill(images: dict[str, bytes], count: int, _: float) -> dict[str, Any
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
         procs.running.remove(server)
-        url = procs.server()
+        url = procs.server(START_S)
         ended = wait_for(lambda: job(url, job_id)["state"] not in {"queued", "running"}, 300)
         return {"fault": "server SIGKILLed mid-job, restarted", **verdict(url, job_id, expected, count, ended)}
 
@@ -143,10 +150,10 @@ def celery(env_extra: dict[str, str], count: int, workers: int) -> tuple[Process
         **env_extra,
     }
     procs = stack.enter_context(cluster(env))
-    url = procs.server()
+    url = procs.server(START_S)
     for index in range(workers):
         procs.spawn(f"worker{index}", "worker", "--index", str(index), "--device", "cpu")
-        procs.wait_for_log(f"worker{index}", " ready.")
+        procs.wait_for_log(f"worker{index}", " ready.", START_S)
     return procs, url, stack
 
 
@@ -187,29 +194,37 @@ def supervise(procs: Processes, exits: list[int | None]) -> bool:
         exits.append(worker.returncode)
         procs.running.remove(worker)
         procs.spawn("worker0", "worker", "--index", "0", "--device", "cpu")
-        procs.wait_for_log("worker0", " ready.")
+        procs.wait_for_log("worker0", " ready.", START_S)
     return True
 
 
-def broker_restart(persistent: bool) -> Callable[[dict[str, bytes], int, float], dict[str, Any]]:
+def broker_restart(kind: str) -> Callable[[dict[str, bytes], int, float], dict[str, Any]]:
+    """``kind``: ``redis-aof`` (append-only file), ``redis`` (no persistence) or ``rabbitmq`` (a
+    private node; durable queue, persistent messages)."""
+
     def scenario(images: dict[str, bytes], count: int, down: float) -> dict[str, Any]:
         with contextlib.ExitStack() as outer:
-            postgres, redis = PrivatePostgres(), PrivateRedis(persistent)
+            postgres = PrivatePostgres()
             outer.callback(postgres.close)
-            outer.callback(redis.close)
-            env = {"VISIONSERVE_DATABASE_URL": postgres.url, "VISIONSERVE_BROKER_URL": redis.url}
+            broker = PrivateRabbit() if kind == "rabbitmq" else PrivateRedis(persistent=kind == "redis-aof")
+            outer.callback(broker.close)
+            env = {
+                "VISIONSERVE_DATABASE_URL": postgres.url,
+                "VISIONSERVE_BROKER_URL": broker.url,
+                "VISIONSERVE_JOBS_REDISPATCH_AFTER": str(REDISPATCH_AFTER_S),
+            }
             procs, url, stack = celery(env, count, workers=1)
             outer.enter_context(stack)
             expected = references(url, images)
             job_id = submit(url, images, count)
             mid_job(url, job_id, count)
-            redis.restart(down)
+            broker.restart(down)
             exits: list[int | None] = []
             ended = wait_for(
-                lambda: supervise(procs, exits) and job(url, job_id)["state"] not in {"queued", "running"}, 90
+                lambda: supervise(procs, exits) and job(url, job_id)["state"] not in {"queued", "running"}, 180
             )
-            kind = "with an append-only file" if persistent else "without persistence"
-            fault = f"Redis restarted mid-job, {kind}; the worker restarted whenever it exited"
+            what = {"redis-aof": "Redis with an append-only file", "redis": "Redis without persistence"}
+            fault = f"{what.get(kind, 'RabbitMQ (private node)')} restarted mid-job; worker restarted when it exited"
             return {"fault": fault, "worker_exits": exits, **verdict(url, job_id, expected, count, ended)}
 
     return scenario
@@ -220,7 +235,7 @@ def database_restart(images: dict[str, bytes], count: int, down: float) -> dict[
         postgres = PrivatePostgres()
         outer.callback(postgres.close)
         procs = outer.enter_context(cluster({"VISIONSERVE_DATABASE_URL": postgres.url}))
-        url = procs.server()
+        url = procs.server(START_S)
         expected = references(url, images)
         job_id = submit(url, images, count)
         mid_job(url, job_id, count)
@@ -244,8 +259,9 @@ SCENARIOS: dict[str, Callable[[dict[str, bytes], int, float], dict[str, Any]]] =
     "server-kill": server_kill,
     "worker-kill": worker_kill("redis"),
     "worker-kill-rabbitmq": worker_kill("rabbitmq"),
-    "broker-restart": broker_restart(persistent=True),
-    "broker-restart-volatile": broker_restart(persistent=False),
+    "broker-restart": broker_restart("redis-aof"),
+    "broker-restart-volatile": broker_restart("redis"),
+    "broker-restart-rabbitmq": broker_restart("rabbitmq"),
     "database-restart": database_restart,
 }
 
@@ -257,6 +273,8 @@ def main() -> None:
     parser.add_argument("--down", type=float, default=5.0, help="seconds a service stays down")
     parser.add_argument("--out", type=Path, help="also write the report here as JSON")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so that the private services are stopped and removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     images = photos()
     report = {}
     for name in args.only.split(","):

@@ -68,11 +68,11 @@ class Processes:
                 raise RuntimeError(f"{name} did not log {text!r}; see {self.root / name}.log")
             time.sleep(0.1)
 
-    def server(self) -> str:
+    def server(self, timeout: float = 60) -> str:
         port = free_port()
         self.spawn("server", "serve", "--port", str(port), "--no-access-log")
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:

@@ -9,6 +9,7 @@ the deadline. The server runs with a 15 s body timeout and a 5 s header timeout 
 meet them many times in a run.
 
     python -m benchmarks.soak [--minutes 10] [--clients 6] [--trickle 16] [--deaf 4] [--out soak.json]
+                              [--server-arg '--malloc-arena-max 0']   (glibc's default arenas, as before)
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def sample_rss(pid: int, stop: threading.Event, every: float, out: list[tuple[fl
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, "-m", "visionserve", "serve", "--host", "127.0.0.1", "--port", "{port}", *SERVER_ARGS]
+    command += [part for flag in args.server_arg for part in flag.split(maxsplit=1)]
     os.environ["VISIONSERVE_DATA_DIR"] = tempfile.mkdtemp(prefix="visionserve-soak-")
     with running_process("visionserve", command, "/readyz") as (url, process):
         images = photos()
@@ -144,6 +146,7 @@ def report(tally: Tally, rss: list[tuple[float, float]], seconds: float, ready: 
     unexpected = {k: v for k, v in tally.outcomes.items() if not k.endswith(expected)}
     return {
         "minutes": args.minutes,
+        "server_args": args.server_arg,
         "clients": {"mixed": args.clients, "jobs": 1, "trickle": args.trickle, "deaf": args.deaf},
         "seconds": round(seconds, 1),
         "valid_per_s": round(valid / seconds, 2),
@@ -167,6 +170,12 @@ def main() -> None:
     parser.add_argument("--deaf", type=int, default=4, help="clients that never read their answers")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
     parser.add_argument("--out", type=Path, help="also write the report here as JSON")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="an extra server flag with its value, e.g. '--malloc-arena-max 0' (repeatable)",
+    )
     args = parser.parse_args()
     result = run(args)
     text = json.dumps(result, indent=2)

@@ -106,6 +106,20 @@ class Settings(BaseSettings):
         description="Models loaded at start: auto (the default model and every model of --models; other built-ins "
         "load on their first request), all, none, or comma-separated model names.",
     )
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="glibc malloc arenas of the process (like MALLOC_ARENA_MAX; 0: glibc's default of 8 per "
+        "core). Few arenas keep the resident size flat under long varied load.",
+    )
+    malloc_trim_interval: float = Field(
+        0.0,
+        ge=0,
+        le=86400,
+        description="Seconds between calls of glibc's malloc_trim, which hands freed heap pages back to the "
+        "system (0: never).",
+    )
     debug: bool = Field(False, description="Put tracebacks of internal errors in responses.")
     log_level: LogLevel = Field(LogLevel.INFO, description="Log level of visionserve and the HTTP server.")
     access_log: bool = Field(True, description="Log one line per request.")
@@ -161,6 +175,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Redis broker: seconds before a task that a lost worker held is delivered again "
         "(keep it above the longest item and webhook retry wait).",
+    )
+    jobs_redispatch_after: float = Field(
+        600.0,
+        ge=0,
+        description="Broker runners: when no item was claimed or finished for this many seconds, the broker's "
+        "queue is empty and jobs still have unfinished items, the server sends those items again (a broker "
+        "restart lost them); 0: never. Keep it above the longest item.",
     )
     webhook_secret: SecretStr | None = Field(
         None, description="Shared secret that signs job webhooks (HMAC-SHA256); webhooks are refused without it."

@@ -17,6 +17,7 @@ import logging
 import math
 import signal
 import sys
+import threading
 import time
 import types
 from collections.abc import Awaitable, Callable
@@ -135,9 +136,12 @@ def serve(**flags: Any) -> None:
     from visionserve.api.connections import http_protocol
     from visionserve.models.preload import preload_names
     from visionserve.models.repository import ModelRepository
+    from visionserve.serving.malloc import limit_malloc_arenas, trim_every
 
     settings = Settings.load(**flags)
     _configure_logging(settings.log_level)
+    limit_malloc_arenas(settings.malloc_arena_max)  # before the server's threads exist
+    trim_every(settings.malloc_trim_interval, threading.Event())  # a daemon thread, ends with the process
     repository = ModelRepository.scan(settings.models)
     preload_names(settings.preload, repository)  # unknown names stop the server here, before it binds
     for name, error in sorted(repository.broken.items()):

@@ -5,6 +5,10 @@ A worker reads the same settings as the server (environment or ``--config``): it
 (``--models``). It upgrades the database schema, loads each model once per process on first use,
 and takes one item at a time from the queue. Start one per GPU: ``--device auto`` picks GPU
 ``index % number of GPUs``.
+
+Run workers under a supervisor that restarts them (systemd ``Restart=always``, a container restart
+policy): a worker that loses its broker connection exits with a non-zero status rather than linger
+without taking tasks (see :mod:`visionserve.jobs.celery_app`), and a fresh one waits for the broker.
 """
 
 from __future__ import annotations
@@ -65,13 +69,15 @@ def worker(
     models_dir: Path | None, config_file: Path | None, concurrency: int, device: str, index: int, loglevel: str
 ) -> None:
     """Process job items from the broker (VISIONSERVE_BROKER_URL) into the shared database."""
-    from visionserve.jobs.celery_app import WorkerParts, create_celery_app
+    from visionserve.jobs.celery_app import WorkerParts, create_celery_app, run_worker
     from visionserve.jobs.config import jobs_config
     from visionserve.jobs.devices import count_gpus, resolve_device
     from visionserve.jobs.factory import worker_parts_builder
+    from visionserve.serving.malloc import limit_malloc_arenas
     from visionserve.storage.db import Database
 
     settings = Settings.load(models=models_dir, config=config_file)
+    limit_malloc_arenas(settings.malloc_arena_max)
     config = jobs_config(settings)
     if not config.broker_url:
         raise ConfigError("visionserve worker needs a broker: set VISIONSERVE_BROKER_URL (redis://... or amqp://...)")
@@ -85,18 +91,9 @@ def worker(
     repository = open_repository(settings.models)
     app = create_celery_app(config, WorkerParts(worker_parts_builder(config, repository, load_on)))
     click.echo(f"visionserve worker {index} on {chosen}, queue {config.queue!r}, database {database.display_url()}")
-    app.worker_main(
-        [
-            "worker",
-            f"--concurrency={concurrency}",
-            f"--pool={'solo' if concurrency == 1 else 'prefork'}",
-            f"--queues={config.queue}",
-            f"--hostname=visionserve-{index}-{os.getpid()}@%h",
-            f"--loglevel={loglevel.upper()}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    status = run_worker(app, config.queue, concurrency, f"visionserve-{index}-{os.getpid()}", loglevel)
+    if status:  # lost the broker: a supervisor starts a fresh worker (see the module docstring)
+        raise SystemExit(status)
 
 
 @click.group()

@@ -6,16 +6,29 @@ the middle of a task does not acknowledge it (``task_reject_on_worker_lost``), s
 it again: RabbitMQ as soon as the worker's connection drops, Redis after ``visibility_timeout``
 seconds. Redelivery is harmless because items are claimed and committed by compare-and-set (see
 :mod:`visionserve.jobs.processing`). Prefetch is one task, so a killed worker holds at most two.
+
+Losing the broker: a worker does not try to reconnect in-process (``broker_connection_retry`` off).
+With Redis, kombu's reconnection leaves a worker alive but deaf: an acknowledgement fails ("Couldn't
+ack"), or the next one after a reconnect does, and no further task is taken. So a worker exits
+instead, for its supervisor to start a fresh one (which waits for the broker:
+``broker_connection_retry_on_startup``): with status 1 when its consumer sees the connection drop
+(Celery's own shutdown), and with :data:`EXIT_ACK_FAILED` when an acknowledgement fails, which the
+consumer never notices. Tasks it held unacknowledged are delivered again by the broker; messages a
+broker lost with its restart (Redis without persistence) are sent again by the server when nothing
+progresses (:meth:`visionserve.jobs.service.JobService.redispatch_stalled`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery, Task
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 from kombu.exceptions import OperationalError as BrokerError
 
 from visionserve.errors import StorageError
@@ -29,6 +42,9 @@ log = logging.getLogger(__name__)
 PROCESS_ITEM = "visionserve.process_item"
 DELIVER_WEBHOOK = "visionserve.deliver_webhook"
 _STORAGE_RETRIES = 10
+#: The exit status of a worker whose acknowledgement of a finished task failed (EX_TEMPFAIL: start
+#: it again).
+EXIT_ACK_FAILED = 75
 
 
 def celery_settings(config: JobsConfig) -> dict[str, Any]:
@@ -37,6 +53,10 @@ def celery_settings(config: JobsConfig) -> dict[str, Any]:
     return {
         "broker_url": config.broker_url,
         "broker_connection_retry_on_startup": True,
+        # A connection lost after startup stops the worker (status 1) instead of an in-process
+        # reconnection that leaves it alive and deaf (see the module docstring).
+        "broker_connection_retry": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "broker_transport_options": {
             "visibility_timeout": config.visibility_timeout_s,
             "unacked_restore_interval": restore_every,
@@ -56,6 +76,39 @@ def celery_settings(config: JobsConfig) -> dict[str, Any]:
         # queue per worker is left behind on the broker.
         "worker_enable_remote_control": False,
     }
+
+
+class _AckFailureLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger kombu reports a failed acknowledgement to ("Couldn't ack", at CRITICAL): it still
+    logs it, and asks Celery for a warm shutdown with :data:`EXIT_ACK_FAILED`, the way Celery's own
+    signal handlers request one."""
+
+    def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
+        super().critical(msg, *args, **kwargs)
+        log.critical("the broker did not take an acknowledgement; stopping this worker")
+        worker_state.should_stop = EXIT_ACK_FAILED
+
+
+_ACK_FAILURES = _AckFailureLog(logging.getLogger("celery.worker.request"), {})
+
+
+class AckCheckedRequest(Request):  # type: ignore[misc]
+    """A task request that stops the worker when its acknowledgement fails.
+
+    kombu logs a failed acknowledgement and carries on; with Redis the worker then takes no further
+    task while it stays alive. The message was not acknowledged, so the broker still has it (or lost
+    it with its own restart); either way a fresh worker is what helps. Celery runs the
+    acknowledgement later on its event loop, so the failure is caught where kombu reports it: in
+    the logger handed to ``ack_log_error``."""
+
+    def acknowledge(self) -> None:
+        if not self.acknowledged:  # type: ignore[has-type]
+            self._on_ack(_ACK_FAILURES, self._connection_errors)
+            self.acknowledged = True
+
+
+class AckCheckedTask(Task):  # type: ignore[misc]
+    Request = AckCheckedRequest
 
 
 #: Builds, in the worker process, the processor (given the function that queues a webhook) and the
@@ -89,7 +142,7 @@ def create_celery_app(config: JobsConfig, parts: WorkerParts | None = None) -> C
     def notify(job_id: str) -> None:
         app.send_task(DELIVER_WEBHOOK, args=[job_id], queue=config.queue)
 
-    @app.task(name=PROCESS_ITEM, bind=True, shared=False, max_retries=_STORAGE_RETRIES)  # type: ignore[untyped-decorator]
+    @app.task(name=PROCESS_ITEM, base=AckCheckedTask, bind=True, shared=False, max_retries=_STORAGE_RETRIES)  # type: ignore[untyped-decorator]
     def process_item(task: Task[Any, Any], job_id: str, index: int) -> str:
         if parts is None:
             raise StorageError("this Celery app only sends tasks; run `visionserve worker`")
@@ -99,7 +152,7 @@ def create_celery_app(config: JobsConfig, parts: WorkerParts | None = None) -> C
             log.warning("item %s/%d: %s; retrying", job_id, index, exc)
             raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
 
-    @app.task(name=DELIVER_WEBHOOK, bind=True, shared=False, max_retries=None)  # type: ignore[untyped-decorator]
+    @app.task(name=DELIVER_WEBHOOK, base=AckCheckedTask, bind=True, shared=False, max_retries=None)  # type: ignore[untyped-decorator]
     def deliver_webhook(task: Task[Any, Any], job_id: str) -> str | None:
         dispatcher = None if parts is None else parts.get(notify)[1]
         if dispatcher is None:
@@ -111,6 +164,23 @@ def create_celery_app(config: JobsConfig, parts: WorkerParts | None = None) -> C
         return None if delivery is None else delivery.state.value
 
     return app
+
+
+def run_worker(app: Celery, queue: str, concurrency: int, name: str, loglevel: str) -> int:
+    """Run a worker of ``app`` on ``queue`` until it stops; its exit status (0 after a requested
+    stop, non-zero when it lost the broker: see the module docstring). ``concurrency`` 1 runs items
+    in this process, more in a pool of forked processes."""
+    worker = app.Worker(
+        hostname=f"{name}@{socket.gethostname()}",
+        pool_cls="solo" if concurrency == 1 else "prefork",
+        concurrency=concurrency,
+        queues=[queue],
+        loglevel=loglevel.upper(),
+        without_gossip=True,
+        without_mingle=True,
+    )
+    worker.start()
+    return int(worker.exitcode or 0)
 
 
 class CeleryRunner:

@@ -65,6 +65,7 @@ class JobsConfig:
 def jobs_config(settings: Settings) -> JobsConfig:
     """The jobs configuration that ``settings`` describe."""
     retention = settings.jobs_retention_hours
+    redispatch = settings.jobs_redispatch_after
     return JobsConfig(
         data_dir=settings.data_dir,
         database_url=None if settings.database_url is None else settings.database_url.get_secret_value(),
@@ -80,6 +81,8 @@ def jobs_config(settings: Settings) -> JobsConfig:
             max_video_frames=settings.jobs_max_video_frames,
             max_attempts=settings.jobs_max_attempts,
             retention=timedelta(hours=retention) if retention > 0 else None,
+            redispatch_after=timedelta(seconds=redispatch) if redispatch > 0 else None,
+            housekeeping_s=min(60.0, redispatch / 4) if redispatch > 0 else 60.0,
         ),
         webhook_secret=None if settings.webhook_secret is None else settings.webhook_secret.get_secret_value(),
         webhook_policy=WebhookRetries(attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff),

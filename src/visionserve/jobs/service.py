@@ -68,7 +68,9 @@ DISPATCH_GRACE = timedelta(minutes=1)
 class JobLimits:
     """Limits of the jobs subsystem, apart from those of synchronous requests.
 
-    ``retention`` None keeps jobs forever; ``housekeeping_s`` is how often expired jobs are removed.
+    ``retention`` None keeps jobs forever; ``housekeeping_s`` is how often expired jobs are removed
+    (and stalled items re-dispatched). ``redispatch_after`` None never re-dispatches (see
+    :meth:`JobService.redispatch_stalled`).
     A video job's one video may have ``max_video_bytes`` and ``max_video_frames``.
     """
 
@@ -79,6 +81,7 @@ class JobLimits:
     max_attempts: int = 3
     retention: timedelta | None = timedelta(days=7)
     housekeeping_s: float = 60.0
+    redispatch_after: timedelta | None = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,27 @@ class JobService:
             log.info("dispatched stranded job %s (%d items)", job_id, len(indices))
         return len(stranded)
 
+    def redispatch_stalled(self) -> int:
+        """Send a durable runner the unfinished items of active jobs again when nothing progresses:
+        no item was claimed or finished for ``redispatch_after``, the broker's queue is empty (so no
+        worker is merely busy or behind) and jobs dispatched before that still have unfinished items.
+        That is what a broker restart without persistence leaves: the messages are gone, the items
+        stay pending (or running, claimed by a worker that lost its connection) for ever. How many
+        jobs were sent again; each is then marked dispatched anew, so at most once per deadline.
+
+        A re-dispatched item that a worker still holds is re-claimed and done again; only the latest
+        claim commits (see :mod:`visionserve.jobs.processing`), so results stay exactly once."""
+        deadline = self.limits.redispatch_after
+        if deadline is None or not self.runner.durable or self.runner.queue_depth() != 0:
+            return 0
+        now = self._clock()
+        stalled = self.store.stalled(now - deadline)
+        for job_id, indices in stalled:
+            self.runner.submit(job_id, indices)
+            self.store.mark_dispatched(job_id, now)
+            log.warning("job %s: nothing progressed for %s; sent %d items again", job_id, deadline, len(indices))
+        return len(stalled)
+
     def stop(self) -> None:
         """Stop housekeeping and the runner, then close the store and the URL fetcher."""
         self._stopping.set()
@@ -173,6 +197,7 @@ class JobService:
                 self.purge_expired()
                 if self.runner.durable:
                     self.dispatch_stranded(self._clock() - DISPATCH_GRACE)
+                    self.redispatch_stalled()
             except VisionServeError as exc:
                 log.warning("jobs housekeeping failed: %s", exc)
 

@@ -113,6 +113,12 @@ class JobStore(Protocol):
         (a dispatch that failed partway may have started some of their items), oldest first."""
         ...
 
+    def stalled(self, before: datetime) -> list[tuple[str, list[int]]]:
+        """``(job_id, unfinished item indices)`` of the queued or running jobs dispatched before
+        ``before``, oldest first, if no item of any job was claimed or finished at or after
+        ``before``; else nothing (work is progressing somewhere)."""
+        ...
+
     def ping(self) -> None:
         """Return when the database answers a trivial query; :class:`StorageError` otherwise."""
         ...

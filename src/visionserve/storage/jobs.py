@@ -334,6 +334,21 @@ class SqlJobStore:
         with self._db.begin() as c:
             return list(c.execute(query.order_by(jobs.c.created_at)).scalars())
 
+    def stalled(self, before: datetime) -> list[tuple[str, list[int]]]:
+        active = jobs.c.state.in_(_ACTIVE_JOBS)
+        unfinished = job_items.c.state.in_(_UNFINISHED_ITEMS)
+        items = select(job_items.c.job_id, job_items.c.idx).join(jobs, jobs.c.id == job_items.c.job_id)
+        finished = select(job_items.c.job_id).where(job_items.c.finished_at >= before).limit(1)
+        claimed = items.where(active, unfinished, job_items.c.claimed_at >= before).limit(1)
+        query = items.where(active, unfinished, jobs.c.dispatched_at < before)
+        result: dict[str, list[int]] = {}
+        with self._db.begin() as c:
+            if c.execute(finished).first() is not None or c.execute(claimed).first() is not None:
+                return []
+            for job_id, index in c.execute(query.order_by(jobs.c.created_at, jobs.c.id, job_items.c.idx)):
+                result.setdefault(job_id, []).append(index)
+        return list(result.items())
+
     def ping(self) -> None:
         self._db.ping()
 
