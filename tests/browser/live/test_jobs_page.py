@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.browser.conftest import expect
 from tests.browser.live.live_support import write_frames
 from tests.integration.streams_server import BLOB
 from tests.streams_support import write_moving_video
@@ -55,7 +56,7 @@ def test_submit_images_follow_the_job_and_browse_its_results(
     assert annotated.evaluate("image => image.naturalWidth") == 320
     assert (annotated.get_attribute("src") or "").startswith("blob:")
     row = page.locator(f'#jobs-table tr[data-job="{job_id}"]')
-    assert row.locator("td").nth(2).inner_text() == "succeeded"
+    expect(row.locator("td").nth(2)).to_have_text("succeeded")  # the list refreshes every 2 s
     screenshot(page, "jobs-results")
 
     document = download(page, "Download JSON")

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.browser.conftest import expect
 from tests.browser.live.live_support import HEIGHT, KEY, VIDEO, WIDTH
 from tests.integration.streams_server import BLOB, wait_for
 
@@ -61,7 +62,7 @@ def test_watch_a_stream_frames_arrive_and_events_are_listed(live_page: Any, api:
         "(seen) => document.querySelector('#stream-viewer .live-hint').textContent !== seen", arg=seen
     )
     row = page.locator(f'tr[data-stream="{stream["id"]}"]')
-    assert row.locator("td").nth(3).inner_text() == "running"
+    expect(row.locator("td").nth(3)).to_have_text("running")  # the list refreshes every 2 s
     wait_for(lambda: api.get(f"/v1/streams/{stream['id']}").json()["stats"]["viewers"] == 1, what="one MJPEG viewer")
     screenshot(page, "streams-watch")
     row.get_by_role("button", name="Pause").click()
