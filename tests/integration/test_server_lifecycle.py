@@ -81,8 +81,11 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 def test_routes_need_a_key(secured: ServerProcess, path: str) -> None:
     response = httpx.get(secured.url + path)
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthorized"
-    assert "API key" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    if path.startswith("/v2/"):  # KServe's shape: the message alone
+        assert "API key" in error
+    else:
+        assert error["code"] == "unauthorized" and "API key" in error["message"]
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 

@@ -46,7 +46,8 @@ def test_model_document(client: httpx.Client) -> None:
     assert (document["backend"], document["task"], document["state"]) == ("opencv_dnn", "detect", "loaded")
     assert document["input"] == {"width": 300, "height": 300, "resize": "stretch", "color": "rgb"}
     assert document["labels"]["1"] == "person" and document["labels"]["17"] == "cat"
-    assert document["thresholds"] == spec.thresholds.model_dump()
+    # the default thresholds, and the per-class ones saved by `visionserve eval` (none here)
+    assert document["thresholds"] == {**spec.thresholds.model_dump(), "classes": {}}
     assert document["batching"] == spec.batching.model_dump()
     # Without instances in its spec, an OpenCV DNN model runs one instance per core.
     assert document["instances"] == len(os.sched_getaffinity(0))
