@@ -42,6 +42,11 @@ async def test_the_page_links_versioned_assets_with_security_headers(tmp_path: P
         assert page.headers["x-content-type-options"] == "nosniff"
         assert page.headers["referrer-policy"] == "no-referrer"
         assert page.headers["cache-control"] == "no-cache"
+        head = await client.head("/")  # uptime checks and link previews ask with HEAD
+        assert (
+            head.status_code == 200
+            and head.headers["content-security-policy"] == page.headers["content-security-policy"]
+        )
         urls = asset_urls(page.text)
         version = asset_version()
         assert sorted(urls) == [f"static/{version}/{name}" for name in ("app.js", "live.css", "style.css")]

@@ -106,7 +106,7 @@ def install_web(app: FastAPI, folder: Path = STATIC_DIR) -> str:
     async def index() -> HTMLResponse:
         return HTMLResponse(page, headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
-    app.add_api_route("/", index, methods=["GET"], include_in_schema=False, name="web_page")
+    app.add_api_route("/", index, methods=["GET", "HEAD"], include_in_schema=False, name="web_page")
     mounted = f"{STATIC_PREFIX}{version}"
     app.mount(mounted, _Assets(folder, route=mounted + "/{path}"), name="web_static")
     return version
