@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.datastructures import UploadFile
 
 from visionserve.api.metrics import Metrics
+from visionserve.api.multipart import read_parts
 from visionserve.core.images import check_content_type
 from visionserve.errors import InvalidParameterError, ShuttingDownError
 from visionserve.serving.service import DetectionService
@@ -74,17 +74,16 @@ async def read_images(request: Request, field_name: str = "image") -> ImageUploa
         return ImageUpload([body])
     images: list[bytes] = []
     fields: dict[str, list[str]] = {}
-    async with request.form(max_files=MAX_PARTS, max_fields=MAX_PARTS) as form:
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if name != field_name:
-                    raise InvalidParameterError(f"unexpected file field {name!r}: send images as {field_name!r}")
-                check_content_type(value.content_type)
-                images.append(await value.read())
-            elif name == field_name:
-                raise InvalidParameterError(f"field {field_name!r} must be a file, not a text value")
-            else:
-                fields.setdefault(name, []).append(value)
+    for part in await read_parts(request, max_files=MAX_PARTS, max_fields=MAX_PARTS):
+        if part.is_file:
+            if part.name != field_name:
+                raise InvalidParameterError(f"unexpected file field {part.name!r}: send images as {field_name!r}")
+            check_content_type(part.content_type)
+            images.append(part.data)
+        elif part.name == field_name:
+            raise InvalidParameterError(f"field {field_name!r} must be a file, not a text value")
+        else:
+            fields.setdefault(part.name, []).append(part.value)
     if not images:
         raise InvalidParameterError(f"no image: send it as multipart file field {field_name!r}")
     return ImageUpload(images, fields)

@@ -77,10 +77,12 @@ def box_rows(
     score first; masks rasterised one at a time over their box only and encoded as ``mask_format``."""
     ordered = detections.sorted_by_confidence()
     width, height = image_size
+    # Plain Python numbers, converted once per array rather than once per element.
+    class_ids, scores, boxes = ordered.class_id.tolist(), ordered.confidence.tolist(), ordered.xyxy.tolist()
+    keypoints = None if ordered.keypoints is None else ordered.keypoints.tolist()
+    tracks = None if ordered.tracker_id is None else ordered.tracker_id.tolist()
     rows = []
-    for i in range(len(ordered)):
-        class_id = int(ordered.class_id[i])
-        x1, y1, x2, y2 = (float(v) for v in ordered.xyxy[i])
+    for i, (class_id, score, box) in enumerate(zip(class_ids, scores, boxes, strict=True)):
         shapes, encoded = None, None
         if ordered.masks is not None and mask_format is not MaskFormat.NONE:
             patch = ordered.mask_patch(i, height, width)
@@ -89,16 +91,13 @@ def box_rows(
             else:
                 encoded = rle(patch, height, width)
         points = None
-        if ordered.keypoints is not None:
-            points = tuple(
-                KeypointRow(labels.keypoint_name(k), float(x), float(y), float(s))
-                for k, (x, y, s) in enumerate(ordered.keypoints[i])
-            )
-        track = None if ordered.tracker_id is None else int(ordered.tracker_id[i])
-        score = float(ordered.confidence[i])
-        box = (x1, y1, x2, y2)
+        if keypoints is not None:
+            points = tuple(KeypointRow(labels.keypoint_name(k), x, y, s) for k, (x, y, s) in enumerate(keypoints[i]))
+        track = None if tracks is None else tracks[i]
         proposed = _candidate_rows(ordered, i, labels)
-        rows.append(BoxRow(labels.name(class_id), class_id, score, box, shapes, encoded, points, track, proposed))
+        rows.append(
+            BoxRow(labels.name(class_id), class_id, score, tuple(box), shapes, encoded, points, track, proposed)
+        )
     return rows
 
 
@@ -111,6 +110,6 @@ def _candidate_rows(detections: Detections, index: int, labels: Labels) -> tuple
 def class_rows(classes: Classifications, labels: Labels) -> list[ClassRow]:
     """Rows of ``classes``, highest score first (the value keeps that order)."""
     return [
-        ClassRow(labels.name(int(c)), int(c), float(s))
-        for c, s in zip(classes.class_id, classes.confidence, strict=True)
+        ClassRow(labels.name(c), c, s)
+        for c, s in zip(classes.class_id.tolist(), classes.confidence.tolist(), strict=True)
     ]
