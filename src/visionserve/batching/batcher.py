@@ -8,7 +8,9 @@ a free slot (``capacity`` batches may run at once: one per model instance), then
 * a partial batch leaves when its oldest item has waited ``max_queue_delay`` (counted from when it
   was queued, so time spent waiting for a slot counts too);
 * an item that finds the queue empty and a slot free leaves at once, alone (or with the items
-  submitted in the same call): a lone request never waits for company;
+  submitted in the same call): a lone request never waits for company (a ``HIGH`` one starts its
+  batch at the next turn of the loop from a callback that :meth:`Batcher.submit_many` schedules,
+  without waking the dispatcher task);
 * the batch function's failure fails every caller of that batch; a result list of the wrong length
   fails them all with :class:`~visionserve.errors.InferenceError` (and an error log line);
 * a full queue refuses new items with :class:`~visionserve.errors.OverloadedError`;
@@ -128,6 +130,7 @@ class Batcher(Generic[ItemT, ResultT]):
         self._running_low = 0
         self._low_capacity = max(1, capacity - 1)
         self._wakeup = asyncio.Event()
+        self._start_soon = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
@@ -190,7 +193,12 @@ class Batcher(Generic[ItemT, ResultT]):
         immediate = not _waiting(queue) and self._running < self._capacity
         entries = [_Entry[ItemT, ResultT](item, loop.create_future(), now, immediate) for item in items]
         queue.extend(entries)
-        self._wakeup.set()
+        if immediate and priority is Priority.HIGH:
+            if not self._start_soon:  # what the dispatcher would do next, without waking it
+                self._start_soon = True
+                loop.call_soon(self._start_waiting)
+        else:
+            self._wakeup.set()
         return [entry.future for entry in entries]
 
     def check_room(self, count: int, priority: Priority = Priority.HIGH) -> None:
@@ -243,11 +251,24 @@ class Batcher(Generic[ItemT, ResultT]):
                 await self._gather_company()
             batch = self._take(queue)
             if batch:
-                self._running += 1
-                self._running_low += low
-                task = asyncio.get_running_loop().create_task(self._execute(batch, low))
-                self._batches.add(task)
-                task.add_done_callback(self._batches.discard)
+                self._start(batch, low)
+
+    def _start_waiting(self) -> None:
+        """Start the waiting ``HIGH`` items on a free slot (those submitted in the same turn of the
+        loop as the immediate one leave with it); the dispatcher takes any left over."""
+        self._start_soon = False
+        if self._next_queue() is self._queue:
+            self._start(self._take(self._queue), low=False)
+        if self.depth:
+            self._wakeup.set()
+
+    def _start(self, batch: list[_Entry[ItemT, ResultT]], low: bool) -> None:
+        """Run ``batch`` on a free slot."""
+        self._running += 1
+        self._running_low += low
+        task = asyncio.get_running_loop().create_task(self._execute(batch, low))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
 
     def _next_queue(self) -> deque[_Entry[ItemT, ResultT]] | None:
         """The queue a free slot serves now (``HIGH`` first), or None when no slot may start a batch."""
@@ -316,7 +337,8 @@ class Batcher(Generic[ItemT, ResultT]):
             self._running -= 1
             self._running_low -= low
             self._record(self._clock.now() - started)
-            self._wakeup.set()
+            if self.depth or self._closing:  # a slot is free for whoever waits
+                self._wakeup.set()
 
     def _record(self, seconds: float) -> None:
         if self._mean_batch_s is None:
