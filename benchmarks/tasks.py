@@ -1,14 +1,25 @@
-"""The built-in classifier and pose model: the model alone against the server at concurrency 1.
+"""The built-in classifier and pose model at concurrency 1: a script, the same pipeline in-process,
+and the server.
 
-"Model alone" is what a hand-written script does with the bare LiteRT interpreter: ``cv2.imdecode``,
-resize (letterbox for MoveNet), ``set_tensor``, ``invoke``, read the output, take the top class or the
-keypoints. "Server" is ``POST /v1/models/{name}/predict`` with the same JPEG, one request at a time,
-through a real ``visionserve serve`` process on a loopback port. Rounds alternate between the two so
-that a noisy machine affects both alike; prints median latency and the server's overhead as a ratio,
-and the CPU time per image of each (the server process's own, read from ``/proc``), which a busy
-machine does not inflate the way it inflates latency.
+Three ways to get one answer for one JPEG, taking turns round by round so that a noisy machine
+affects them alike:
 
-    python -m benchmarks.tasks [--rounds 8] [--seconds 3] [--size 640x480]
+* **script**: what a hand-written script does with the bare LiteRT interpreter: ``cv2.imdecode``
+  (every pixel), resize (letterbox for MoveNet), ``set_tensor``, ``invoke``, read the output, take
+  the top classes or the keypoints;
+* **in-process**: visionserve's own path without HTTP (:class:`visionserve.bench.inprocess.InstancePool`:
+  the JPEG decoded at reduced size when the model needs fewer pixels, the forward pass, the answer
+  mapped back to the photo's pixels), the same code a server instance runs;
+* **server**: ``POST /v1/models/{name}/predict`` with the same JPEG, one request at a time, through a
+  real ``visionserve serve`` process on a loopback port.
+
+For each photo size it prints the median latency of each and two ratios: *server vs in-process* is
+what the server itself costs (HTTP, parsing, queueing, JSON); *server vs script* is what a user sees
+when a script is replaced by the server (on large photos the reduced decode more than pays for the
+server). CPU ms per image of the server process (read from ``/proc``) and of the in-process path
+follow, which a busy machine inflates less than latency.
+
+    python -m benchmarks.tasks [--rounds 6] [--seconds 2] [--sizes 640x480,1920x1080]
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -26,6 +38,8 @@ from ai_edge_litert.interpreter import Interpreter
 from benchmarks.common import jpeg, median_ms
 from benchmarks.loadgen import run_load, upload
 from benchmarks.server import SERVERS, running_process
+from visionserve.bench.inprocess import InstancePool
+from visionserve.bench.wire import BenchImage
 from visionserve.models.builtin import CLASSIFIER_NAME, POSE_NAME, classifier_spec, pose_spec
 from visionserve.models.spec import ModelSpec
 
@@ -37,7 +51,7 @@ class Alone:
 
     def __init__(self, spec: ModelSpec) -> None:
         files, self.input, _ = spec.network
-        self.interpreter = Interpreter(str(spec.path(files.model)), num_threads=2)
+        self.interpreter = Interpreter(str(spec.path(files.model)), num_threads=os.cpu_count() or 1)
         self.interpreter.allocate_tensors()
         self.letterbox = spec.name == POSE_NAME
 
@@ -60,8 +74,9 @@ class Alone:
         return np.argsort(-out.reshape(-1))[:5] if not self.letterbox else out
 
 
-def time_alone(model: Alone, data: bytes, seconds: float) -> tuple[list[float], float]:
-    """Latencies, and CPU seconds per image, of ``model`` run back to back for ``seconds``."""
+def time_alone(model: Callable[[bytes], object], data: bytes, seconds: float) -> tuple[list[float], float]:
+    """Latencies, and CPU seconds per image (of this whole process), of ``model`` run back to back
+    for ``seconds``."""
     samples = []
     deadline = time.perf_counter() + seconds
     cpu = time.process_time()
@@ -78,40 +93,69 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def in_process(pool: InstancePool, image: BenchImage) -> Callable[[bytes], object]:
+    return lambda _: pool.answers([image])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per round and side")
-    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per round and side")
+    parser.add_argument("--sizes", default="640x480,1920x1080")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-    data = jpeg(width, height)
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     command = [*SERVERS["visionserve"][0], "--preload", "all"]
-    print(f"{args.size} JPEG, {args.rounds} rounds of {args.seconds:.0f} s per side, medians")
-    print("model               alone ms  server ms  overhead | alone CPU ms  server CPU ms  overhead")
+    print(f"{args.rounds} rounds of {args.seconds:.0f} s per side, medians (ms per image)")
+    print(
+        "model               photo      script  in-process  server | server vs in-process  vs script"
+        " | CPU in-process  server"
+    )
     with running_process("visionserve", command, "/readyz") as (base, proc):
-        for name, spec in MODELS.items():
-            alone = Alone(spec())
-            request = upload(f"/v1/models/{name}/predict", "image", data)
-            time_alone(alone, data, 1.0)
-            run_load(base, request, 1, 1.0)  # warm-up
-            alone_ms, server_ms, alone_cpu, server_cpu = [], [], [], []
-            for _ in range(args.rounds):
-                samples, cpu = time_alone(alone, data, args.seconds)
-                alone_ms.append(median_ms(samples))
-                alone_cpu.append(cpu * 1000)
-                before = cpu_seconds(proc.pid)
-                stats = run_load(base, request, 1, args.seconds)
-                if stats.errors:
-                    raise RuntimeError(f"{stats.errors} errors from the server for {name}")
-                server_ms.append(stats.p(50))
-                server_cpu.append((cpu_seconds(proc.pid) - before) / max(1, stats.requests) * 1000)
-            a, s = statistics.median(alone_ms), statistics.median(server_ms)
-            ac, sc = statistics.median(alone_cpu), statistics.median(server_cpu)
-            print(
-                f"{name:18} {a:9.2f} {s:10.2f} {(s - a) / a * 100:+8.1f}% |"
-                f" {ac:12.2f} {sc:14.2f} {(sc - ac) / ac * 100:+8.1f}%"
-            )
+        for name, spec_of in MODELS.items():
+            spec = spec_of()
+            script, pool = Alone(spec), InstancePool(spec, 1)
+            try:
+                for width, height in sizes:
+                    data = jpeg(width, height)
+                    image = BenchImage(f"{width}x{height}", data, width, height)
+                    row = measure(base, proc.pid, name, data, script, in_process(pool, image), args)
+                    print(f"{name:18} {width:>4}x{height:<5} " + row)
+            finally:
+                pool.close()
+
+
+def measure(
+    base: str,
+    pid: int,
+    name: str,
+    data: bytes,
+    script: Callable[[bytes], object],
+    pipeline: Callable[[bytes], object],
+    args: argparse.Namespace,
+) -> str:
+    """One row: the three sides' medians over the rounds, the two ratios and the CPU per image."""
+    request = upload(f"/v1/models/{name}/predict", "image", data)
+    for side in (script, pipeline):
+        time_alone(side, data, 0.5)
+    run_load(base, request, 1, 0.5)  # warm-up
+    script_ms, pipeline_ms, server_ms, pipeline_cpu, server_cpu = [], [], [], [], []
+    for _ in range(args.rounds):
+        samples, _ = time_alone(script, data, args.seconds)
+        script_ms.append(median_ms(samples))
+        samples, cpu = time_alone(pipeline, data, args.seconds)
+        pipeline_ms.append(median_ms(samples))
+        pipeline_cpu.append(cpu * 1000)
+        before = cpu_seconds(pid)
+        stats = run_load(base, request, 1, args.seconds)
+        if stats.errors:
+            raise RuntimeError(f"{stats.errors} errors from the server for {name}")
+        server_ms.append(stats.p(50))
+        server_cpu.append((cpu_seconds(pid) - before) / max(1, stats.requests) * 1000)
+    a, p, s = (statistics.median(v) for v in (script_ms, pipeline_ms, server_ms))
+    pc, sc = statistics.median(pipeline_cpu), statistics.median(server_cpu)
+    return (
+        f"{a:8.2f} {p:11.2f} {s:7.2f} | {(s - p) / p * 100:+13.1f}% {(s - a) / a * 100:+10.1f}% | {pc:14.2f} {sc:7.2f}"
+    )
 
 
 if __name__ == "__main__":

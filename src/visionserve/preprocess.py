@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from visionserve.core.geometry import Fit, apply_fit, plan_fit
@@ -35,8 +36,13 @@ class Preprocessor:
             fit = plan_fit(image.shape[1], image.shape[0], spec.width, spec.height, spec.resize)
             apply_fit(image, fit, out)
             fits.append(fit)
-        # Reorder the uint8 pixels first (a view), then convert once: one float copy, not three.
-        pixels: AnyArray = canvas[..., ::-1] if spec.color is ColorOrder.RGB else canvas
+        if spec.color is ColorOrder.RGB:
+            # Swap the channels of the contiguous uint8 pixels in place, the batch as one tall image:
+            # OpenCV does it in a few microseconds, where copying a reversed numpy view takes a
+            # quarter of a millisecond at 280x280. Then convert once: one float copy, not three.
+            rows = canvas.reshape(-1, spec.width, 3)
+            cv2.cvtColor(rows, cv2.COLOR_BGR2RGB, dst=rows)
+        pixels: AnyArray = canvas
         if spec.layout == "nchw":
             pixels = pixels.transpose(0, 3, 1, 2)
         if spec.dtype == "uint8":

@@ -40,3 +40,17 @@ def test_uint8_and_float16_and_letterbox_padding() -> None:
     half = InputSpec(width=4, height=4, dtype="float16", scale=1 / 255)
     blob16, _ = Preprocessor(half)([image])
     assert blob16.dtype == np.float16 and float(blob16[0, 0, 0, 0]) == pytest.approx(7 / 255, rel=1e-3)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("color", [ColorOrder.RGB, ColorOrder.BGR])
+def test_uint8_batches_keep_the_exact_pixels_in_the_models_order(layout: str, color: ColorOrder) -> None:
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (8, 6, 3), dtype=np.uint8) for _ in range(3)]
+    originals = [image.copy() for image in images]
+    spec = InputSpec(width=6, height=8, color=color, layout=layout, dtype="uint8")
+    blob, _ = Preprocessor(spec)(images)
+    assert blob.dtype == np.uint8 and blob.flags.c_contiguous
+    for got, image, original in zip(blob, images, originals, strict=True):
+        np.testing.assert_array_equal(got, reference(image, spec).astype(np.uint8))
+        np.testing.assert_array_equal(image, original)  # the callers' images are not touched
