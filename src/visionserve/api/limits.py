@@ -90,7 +90,8 @@ class BodyTimeoutMiddleware:
                 return await receive()
             deadline = deadline or loop.time() + self.timeout
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):  # a timer, where wait_for would make a task
+                    message = await receive()
             except TimeoutError:
                 raise RequestTimeoutError(f"the request body did not arrive within {self.timeout:g} seconds") from None
             done = message["type"] != "http.request" or not message.get("more_body", False)
