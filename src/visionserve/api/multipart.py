@@ -67,7 +67,7 @@ class _Collector:
         self._header_name = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
-        self._chunks: list[bytes] = []
+        self._chunks: list[memoryview] = []
         self._size = 0
         self._name = ""
         self._filename: str | None = None
@@ -107,14 +107,14 @@ class _Collector:
         self._size += end - start
         if self._filename is None and self._size > MAX_FIELD_BYTES:
             raise _refuse(f"Part exceeded maximum size of {MAX_FIELD_BYTES // 1024}KB.")
-        self._chunks.append(data[start:end])
+        self._chunks.append(memoryview(data)[start:end])  # copied once, when the part ends
 
     def on_part_end(self) -> None:
         content_type = self._headers.get(b"content-type")
         self.parts.append(
             Part(
                 self._name,
-                self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks),
+                b"".join(self._chunks),
                 self._filename,
                 None if content_type is None else content_type.decode("latin-1"),
                 self._charset,
