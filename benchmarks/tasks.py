@@ -11,10 +11,13 @@ affects them alike:
   the JPEG decoded at reduced size when the model needs fewer pixels, the forward pass, the answer
   mapped back to the photo's pixels), the same code a server instance runs;
 * **server**: ``POST /v1/models/{name}/predict`` with the same JPEG, one request at a time, through a
-  real ``visionserve serve`` process on a loopback port.
+  real ``visionserve serve`` process on a loopback port;
+* **HTTP floor**: the same upload to a bare ASGI app on uvicorn that only reads it and answers a
+  fixed JSON (:mod:`benchmarks.baselines.bare_asgi`): what any Python server on this stack pays.
 
 For each photo size it prints the median latency of each and two ratios: *server vs in-process* is
-what the server itself costs (HTTP, parsing, queueing, JSON); *server vs script* is what a user sees
+what the server itself costs (HTTP, parsing, queueing, JSON), and *floor* is the least it could
+cost (the HTTP floor as a share of the in-process time); *server vs script* is what a user sees
 when a script is replaced by the server (on large photos the reduced decode more than pays for the
 server). CPU ms per image of the server process (read from ``/proc``) and of the in-process path
 follow, which a busy machine inflates less than latency.
@@ -27,8 +30,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -105,12 +110,16 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     command = [*SERVERS["visionserve"][0], "--preload", "all"]
+    floor_command = [sys.executable, "-m", "benchmarks.baselines.bare_asgi", "--port", "{port}"]
     print(f"{args.rounds} rounds of {args.seconds:.0f} s per side, medians (ms per image)")
     print(
-        "model               photo      script  in-process  server | server vs in-process  vs script"
-        " | CPU in-process  server"
+        "model               photo      script in-process  server  floor | server vs in-process  floor"
+        "  vs script | CPU in-process  server"
     )
-    with running_process("visionserve", command, "/readyz") as (base, proc):
+    with (
+        running_process("visionserve", command, "/readyz") as (base, proc),
+        running_process("bare ASGI", floor_command, "/health") as (floor_base, _),
+    ):
         for name, spec_of in MODELS.items():
             spec = spec_of()
             script, pool = Alone(spec), InstancePool(spec, 1)
@@ -118,43 +127,47 @@ def main() -> None:
                 for width, height in sizes:
                     data = jpeg(width, height)
                     image = BenchImage(f"{width}x{height}", data, width, height)
-                    row = measure(base, proc.pid, name, data, script, in_process(pool, image), args)
-                    print(f"{name:18} {width:>4}x{height:<5} " + row)
+                    sides = Sides(script, in_process(pool, image), base, proc.pid, floor_base)
+                    print(f"{name:18} {width:>4}x{height:<5} " + measure(sides, name, data, args))
             finally:
                 pool.close()
 
 
-def measure(
-    base: str,
-    pid: int,
-    name: str,
-    data: bytes,
-    script: Callable[[bytes], object],
-    pipeline: Callable[[bytes], object],
-    args: argparse.Namespace,
-) -> str:
-    """One row: the three sides' medians over the rounds, the two ratios and the CPU per image."""
+@dataclass(frozen=True)
+class Sides:
+    script: Callable[[bytes], object]
+    pipeline: Callable[[bytes], object]
+    server: str
+    server_pid: int
+    floor: str
+
+
+def measure(sides: Sides, name: str, data: bytes, args: argparse.Namespace) -> str:
+    """One row: the four sides' medians over the rounds, the ratios and the CPU per image."""
     request = upload(f"/v1/models/{name}/predict", "image", data)
-    for side in (script, pipeline):
+    for side in (sides.script, sides.pipeline):
         time_alone(side, data, 0.5)
-    run_load(base, request, 1, 0.5)  # warm-up
-    script_ms, pipeline_ms, server_ms, pipeline_cpu, server_cpu = [], [], [], [], []
+    for base in (sides.server, sides.floor):
+        run_load(base, request, 1, 0.5)  # warm-up
+    script_ms, pipeline_ms, server_ms, floor_ms, pipeline_cpu, server_cpu = [], [], [], [], [], []
     for _ in range(args.rounds):
-        samples, _ = time_alone(script, data, args.seconds)
+        samples, _ = time_alone(sides.script, data, args.seconds)
         script_ms.append(median_ms(samples))
-        samples, cpu = time_alone(pipeline, data, args.seconds)
+        samples, cpu = time_alone(sides.pipeline, data, args.seconds)
         pipeline_ms.append(median_ms(samples))
         pipeline_cpu.append(cpu * 1000)
-        before = cpu_seconds(pid)
-        stats = run_load(base, request, 1, args.seconds)
+        before = cpu_seconds(sides.server_pid)
+        stats = run_load(sides.server, request, 1, args.seconds)
         if stats.errors:
             raise RuntimeError(f"{stats.errors} errors from the server for {name}")
         server_ms.append(stats.p(50))
-        server_cpu.append((cpu_seconds(pid) - before) / max(1, stats.requests) * 1000)
-    a, p, s = (statistics.median(v) for v in (script_ms, pipeline_ms, server_ms))
+        server_cpu.append((cpu_seconds(sides.server_pid) - before) / max(1, stats.requests) * 1000)
+        floor_ms.append(run_load(sides.floor, request, 1, args.seconds / 2).p(50))
+    a, p, s, f = (statistics.median(v) for v in (script_ms, pipeline_ms, server_ms, floor_ms))
     pc, sc = statistics.median(pipeline_cpu), statistics.median(server_cpu)
     return (
-        f"{a:8.2f} {p:11.2f} {s:7.2f} | {(s - p) / p * 100:+13.1f}% {(s - a) / a * 100:+10.1f}% | {pc:14.2f} {sc:7.2f}"
+        f"{a:7.2f} {p:10.2f} {s:7.2f} {f:6.2f} | {(s - p) / p * 100:+13.1f}% {f / p * 100:+6.1f}%"
+        f" {(s - a) / a * 100:+9.1f}% | {pc:14.2f} {sc:7.2f}"
     )
 
 
