@@ -79,6 +79,10 @@ def test_models_list_and_info(as_json: bool) -> None:
         assert listed["movenet-lightning"]["task"] == "pose"
         info = json.loads(run("models", "info", "ssd-mobilenet-v2-coco").stdout)
         assert info["input"] == [300, 300] and info["labels"]["1"] == "person" and info["loads"] is True
+        assert info["keypoints"] is None
+        pose = json.loads(run("models", "info", "movenet-lightning").stdout)
+        assert pose["keypoints"]["names"][:3] == ["nose", "left_eye", "right_eye"]
+        assert [15, 13] in pose["keypoints"]["skeleton"]
     else:
         assert "ssd-mobilenet-v2-coco" in run("models", "list").stdout
 

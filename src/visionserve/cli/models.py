@@ -10,6 +10,7 @@ import click
 
 from visionserve.cli.common import models_dir_option, open_repository, reports_errors
 from visionserve.errors import VisionServeError
+from visionserve.models.keypoints import keypoints_document
 from visionserve.models.loading import load_model, spec_labels
 from visionserve.models.spec import ModelSpec
 
@@ -25,6 +26,7 @@ def describe(spec: ModelSpec, check_load: bool) -> dict[str, Any]:
         "resize": spec.input.resize.value if spec.input else None,
         "decoder": str(spec.decoder.layout) if spec.decoder else None,
         "thresholds": spec.thresholds.model_dump(),
+        "keypoints": keypoints_document(spec),
     }
     try:
         info["labels"] = spec_labels(spec).as_dict()

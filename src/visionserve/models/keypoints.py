@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from visionserve.models.spec import KeypointSpec, ModelSpec, Task
 
 COCO_KEYPOINTS = (
@@ -22,3 +24,12 @@ def keypoint_spec(spec: ModelSpec) -> KeypointSpec | None:
     if spec.keypoints is not None:
         return spec.keypoints
     return COCO if spec.task is Task.POSE else None
+
+
+def keypoints_document(spec: ModelSpec) -> dict[str, Any] | None:
+    """``{"names": [...], "skeleton": [[a, b], ...]}`` of a model that names keypoints, else None
+    (the form ``GET /v1/models/{name}`` and ``visionserve models info`` show)."""
+    points = keypoint_spec(spec)
+    if points is None:
+        return None
+    return {"names": list(points.names), "skeleton": [list(pair) for pair in points.skeleton]}

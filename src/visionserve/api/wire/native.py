@@ -22,7 +22,7 @@ from visionserve.api.wire.predictions import DetectResponse, PredictResponse
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError, WrongTaskError
 from visionserve.models.devices import device_names
-from visionserve.models.keypoints import keypoint_spec
+from visionserve.models.keypoints import keypoints_document
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ModelSpec, Task
 from visionserve.pipeline import PredictOptions
@@ -159,13 +159,6 @@ def render_annotated(result: ImageResult, labels: Labels, mode: RenderMode = Ren
     return annotated_jpeg(result.image, result.prediction, labels, mode)
 
 
-def _keypoints_document(spec: ModelSpec) -> dict[str, Any] | None:
-    points = keypoint_spec(spec)
-    if points is None:
-        return None
-    return {"names": list(points.names), "skeleton": [list(pair) for pair in points.skeleton]}
-
-
 def model_document(status: ModelStatus) -> dict[str, Any]:
     """What ``GET /v1/models/{name}`` says about a model. Every model document is built here (other
     protocols extend it)."""
@@ -182,7 +175,7 @@ def model_document(status: ModelStatus) -> dict[str, Any]:
         "labels": {str(k): v for k, v in sorted(labels.as_dict().items())} if labels else {},
         "input": None,
         "thresholds": {**spec.thresholds.model_dump(), "classes": dict(spec.class_conf)} if spec else None,
-        "keypoints": _keypoints_document(spec) if spec else None,
+        "keypoints": keypoints_document(spec) if spec else None,
         "instances": status.instances,
         "batching": spec.batching.model_dump() if spec else None,
         "queue_depth": status.queue_depth,
