@@ -475,3 +475,65 @@ def test_each_priority_has_its_own_queue_bound() -> None:
         await batcher.close()
 
     run(scenario)
+
+
+def test_a_lone_requests_batch_never_exceeds_capacity_while_the_dispatcher_gathers() -> None:
+    """The callback that starts a lone request's batch and the dispatcher, waiting for company for
+    an item whose caller went away, must not both take the one slot."""
+
+    async def scenario() -> tuple[list[list[int]], int]:
+        clock, recorder = FakeClock(), Recorder()
+        recorder.gate = asyncio.Event()
+        batcher: Batcher[int, int] = Batcher(BatchPolicy(4, 0.010, 64), recorder, clock=clock, capacity=1)
+        batcher.start()
+        await settle()
+        batcher.submit(0)
+        await settle()  # batch [0] holds the slot
+        gone = batcher.submit(1)
+        await settle()  # waits behind it
+        recorder.gate.set()
+        await settle()  # [0] ends: the dispatcher waits for company for 1
+        recorder.gate.clear()
+        gone.cancel()  # its caller goes away
+        await settle()
+        batcher.submit(2)  # finds the queue empty and the slot free: its batch starts at once
+        await settle()
+        batcher.submit(3)  # wakes the dispatcher, which must wait for the slot
+        await settle()
+        in_flight = batcher.in_flight
+        recorder.gate.set()
+        await clock.advance(0.011)
+        await settle()
+        await batcher.close()
+        return recorder.batches, max(in_flight, recorder.max_running)
+
+    batches, most = run(scenario)
+    assert most == 1
+    assert batches == [[0], [2], [3]]
+
+
+def test_capacity_holds_when_low_and_high_items_arrive_in_one_turn() -> None:
+    async def scenario() -> int:
+        clock, recorder = FakeClock(), Recorder()
+        recorder.gate = asyncio.Event()
+        batcher: Batcher[int, int] = Batcher(BatchPolicy(3, 0.010, 64), recorder, clock=clock, capacity=2)
+        batcher.start()
+        await settle()
+        batcher.submit(100, Priority.LOW)  # wakes the dispatcher first
+        batcher.submit_many([1])  # a lone HIGH item: its start is scheduled
+        batcher.submit_many([2, 3, 4, 5])  # same turn
+        await settle()
+        batcher.submit(6)
+        await settle()
+        await clock.advance(0.011)
+        await settle()
+        most = recorder.max_running
+        recorder.gate.set()
+        await settle()
+        await clock.advance(0.011)
+        await settle()
+        await batcher.close()
+        assert sorted(i for batch in recorder.batches for i in batch) == [1, 2, 3, 4, 5, 6, 100]
+        return most
+
+    assert run(scenario) == 2

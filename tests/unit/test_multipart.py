@@ -94,6 +94,17 @@ def test_a_charset_in_the_content_type_decodes_the_fields() -> None:
     assert ours(data, content_type) == [("t", "\u00e9t\u00e9")] == starlettes(data, content_type)
 
 
+@pytest.mark.parametrize("charset", ["base64", "rot13", "no-such-charset"])
+def test_charsets_that_are_no_text_encodings_fall_back_to_latin1(charset: str) -> None:
+    data = body(part("t", "\u00e9".encode("latin-1")), part("image", b"x", "a.jpg", "image/jpeg"))
+    content_type = f"{CONTENT_TYPE}; charset={charset}"
+    assert (
+        ours(data, content_type)
+        == starlettes(data, content_type)
+        == [("t", "\u00e9"), ("image", b"x", "a.jpg", "image/jpeg")]
+    )
+
+
 @pytest.mark.parametrize(
     ("data", "content_type", "message"),
     [
@@ -122,3 +133,15 @@ def test_refusals_are_starlettes_400s(data: bytes, content_type: str, message: s
 def test_a_large_file_part_is_kept_whole() -> None:
     big = bytes(range(256)) * 16384  # 4 MiB: over the text limit, which files do not have
     assert ours(body(part("image", big, "big.jpg", "image/jpeg")), chunk=65536)[0][1] == big
+
+
+def test_repeated_part_headers_are_read_as_starlette_reads_them() -> None:
+    data = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="old"\r\nContent-Type: image/png\r\n'
+            f'Content-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode()
+        + b"x\r\n"
+        + f"--{BOUNDARY}--\r\n".encode()
+    )
+    assert ours(data) == starlettes(data) == [("image", b"x", "a.jpg", "image/png")]

@@ -46,7 +46,7 @@ class Part:
 def _decode(data: bytes, charset: str) -> str:
     try:
         return data.decode(charset)
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, LookupError):  # LookupError: a bytes-to-bytes codec such as base64
         return data.decode("latin-1")
 
 
@@ -84,7 +84,12 @@ class _Collector:
         self._header_value += data[start:end]
 
     def on_header_end(self) -> None:
-        self._headers[self._header_name.lower()] = self._header_value
+        # A repeated header, as Starlette reads it: the last Content-Disposition, the first of others.
+        name = self._header_name.lower()
+        if name == b"content-disposition":
+            self._headers[name] = self._header_value
+        else:
+            self._headers.setdefault(name, self._header_value)
         self._header_name = self._header_value = b""
 
     def on_headers_finished(self) -> None:

@@ -249,6 +249,8 @@ class Batcher(Generic[ItemT, ResultT]):
             low = queue is self._low
             if not low:
                 await self._gather_company()
+                if self._next_queue() is not queue:
+                    continue  # meanwhile a batch started from _start_waiting took the slot
             batch = self._take(queue)
             if batch:
                 self._start(batch, low)
