@@ -1,5 +1,5 @@
-"""DeepStack's scene route and TF Serving's predict on a classify model against a real server; box
-routes given a classifier are refused before inference."""
+"""DeepStack's scene route and TF Serving's predict on a classify and a pose model against a real server;
+box routes given a classifier are refused before inference."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import encode
 from tests.integration.conftest import ServerProcess
 from tests.integration.protocol_servers import CLS_MODEL, POSE_MODEL, YOLO_MODEL, protocol_server
-from tests.protocol_task_models import CLASS_LABELS
+from tests.protocol_task_models import CLASS_LABELS, POSE_BOX, POSE_KEYPOINTS
 
 pytestmark = pytest.mark.slow
 IMAGE = encode(np.zeros((64, 64, 3), np.uint8), ".png")
@@ -62,3 +62,17 @@ def test_tf_serving_predict_of_a_classify_model(server: ServerProcess) -> None:
     signature = httpx.get(f"{server.url}/v1/models/{CLS_MODEL}/metadata", timeout=30).json()
     outputs = signature["metadata"]["signature_def"]["signature_def"]["serving_default"]["outputs"]
     assert set(outputs) == {"classes", "scores", "class_ids"} and set(CLASS_LABELS) == set(prediction["classes"])
+
+
+def test_tf_serving_predict_of_a_pose_model_gives_keypoints(server: ServerProcess) -> None:
+    answer = httpx.post(f"{server.url}/v1/models/{POSE_MODEL}:predict", json={"instances": [b64(IMAGE)]}, timeout=30)
+    (prediction,) = answer.json()["predictions"]
+    (x1, y1, x2, y2), score = POSE_BOX
+    assert prediction["detection_boxes"] == [pytest.approx([y1 / 64, x1 / 64, y2 / 64, x2 / 64])]
+    assert prediction["detection_scores"] == [pytest.approx(score)]
+    expected = [[y / 64, x / 64] for x, y, _ in POSE_KEYPOINTS]
+    assert np.allclose(prediction["detection_keypoints"], [expected], atol=1e-5)
+    assert prediction["detection_keypoint_scores"] == [pytest.approx([s for _, _, s in POSE_KEYPOINTS])]
+    signature = httpx.get(f"{server.url}/v1/models/{POSE_MODEL}/metadata", timeout=30).json()
+    outputs = signature["metadata"]["signature_def"]["signature_def"]["serving_default"]["outputs"]
+    assert {"detection_keypoints", "detection_keypoint_scores", "detection_boxes"} <= set(outputs)

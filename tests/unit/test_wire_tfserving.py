@@ -21,6 +21,7 @@ from visionserve.api.wire.tfserving import (
 from visionserve.core.detections import Detections
 from visionserve.errors import InvalidParameterError
 from visionserve.models.labels import Labels
+from visionserve.models.spec import Task
 
 LABELS = Labels({1: "person", 17: "cat"})
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg"
@@ -127,6 +128,22 @@ def test_columnar_answer_batches_each_output() -> None:
     }
     assert np.asarray(outputs["detection_boxes"]).shape == (2, 2, 4)
     assert outputs["num_detections"] == [2.0, 2.0]
+
+
+def test_a_pose_answer_adds_normalized_yx_keypoints_and_their_scores_padded_per_batch() -> None:
+    labels = Labels({0: "person"}, keypoints=("nose", "left_eye"))
+    points = np.array([[[50.0, 25.0, 0.9], [150.0, 75.0, 0.4]]], np.float32)
+    person = Detections(
+        np.array([[0, 0, 200, 100]], np.float32), np.array([0.8], np.float32), np.array([0]), keypoints=points
+    )
+    results = [(person, 200, 100), (Detections.empty(), 200, 100)]
+    columns = render_predict_response(results, labels, PredictFormat.COLUMNAR, Task.POSE)["outputs"]
+    assert columns["detection_keypoints"] == [[[[0.25, 0.25], [0.75, 0.75]]], [[[0.0, 0.0], [0.0, 0.0]]]]
+    assert columns["detection_keypoint_scores"] == [[pytest.approx([0.9, 0.4])], [[0.0, 0.0]]]
+    plain = render_predict_response(results, labels, PredictFormat.ROW)["predictions"][0]
+    assert "detection_keypoints" not in plain  # a detect model's signature has no keypoint outputs
+    outputs = render_metadata("pose", 1, Task.POSE)["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert {"detection_keypoints", "detection_keypoint_scores"} <= set(outputs["outputs"])
 
 
 def test_boxes_outside_the_image_are_clipped_to_unit_range() -> None:

@@ -72,4 +72,4 @@ async def predict(name: str, request: Request, service: ServiceDep, version: int
         classes = [classes_of(result.prediction, name) for result in results]
         return JSONResponse(tf.render_classify_response(classes, labels, parsed.format))
     found = [(result.detections, result.width, result.height) for result in results]
-    return JSONResponse(tf.render_predict_response(found, labels, parsed.format))
+    return JSONResponse(tf.render_predict_response(found, labels, parsed.format, service.spec(name).task))

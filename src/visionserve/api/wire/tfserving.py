@@ -10,8 +10,11 @@ Outputs are the TF Object Detection API's: ``detection_boxes`` ``[N, 4]`` as nor
 ``[ymin, xmin, ymax, xmax]``, ``detection_scores`` ``[N]``, ``detection_classes`` ``[N]`` (class ids
 as floats), ``num_detections`` (a float), plus ``detection_class_names`` ``[N]``. N is the largest
 count in the batch; shorter results are padded with zeros (and empty names), as an export pads to
-its maximum. A classify model answers like a TF classifier's signature: ``classes`` (label names),
-``scores`` and ``class_ids``, best first. Errors are ``{"error": "..."}``. Pure functions and pydantic schemas only.
+its maximum. A pose model adds the keypoint outputs of a TF Object Detection API keypoint export:
+``detection_keypoints`` ``[N, K, 2]`` as normalized ``[y, x]`` and ``detection_keypoint_scores``
+``[N, K]``, K being the model's keypoint count. A classify model answers like a TF classifier's
+signature: ``classes`` (label names), ``scores`` and ``class_ids``, best first. Errors are
+``{"error": "..."}``. Pure functions and pydantic schemas only.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from visionserve.errors import ImageTooLargeError, InvalidParameterError
 from visionserve.models.labels import Labels
 from visionserve.models.spec import ColorOrder, Task
 from visionserve.render.mask_encoding import MaskFormat
-from visionserve.render.rows import box_rows, class_rows
+from visionserve.render.rows import BoxRow, box_rows, class_rows
 
 #: Pixels that one request may send as nested lists (1280x720 fits); larger images go as b64.
 MAX_LIST_PIXELS = 1_000_000
@@ -60,6 +63,13 @@ class TFOutput(StrEnum):
     DETECTION_CLASSES = "detection_classes"
     DETECTION_CLASS_NAMES = "detection_class_names"
     NUM_DETECTIONS = "num_detections"
+
+
+class TFKeypointOutput(StrEnum):
+    """The outputs a pose model adds, as a TF Object Detection API keypoint export names them."""
+
+    DETECTION_KEYPOINTS = "detection_keypoints"
+    DETECTION_KEYPOINT_SCORES = "detection_keypoint_scores"
 
 
 class TFClassOutput(StrEnum):
@@ -194,7 +204,22 @@ def parse_predict_request(body: bytes) -> ParsedPredict:
     return ParsedPredict(images, PredictFormat.ROW)
 
 
-def _outputs(detections: Detections, labels: Labels, width: int, height: int, pad: int) -> dict[TFOutput, Any]:
+def _keypoint_outputs(rows: list[BoxRow], width: int, height: int, pad: int, count: int) -> dict[StrEnum, Any]:
+    points = np.zeros((pad, count, 2), np.float64)
+    scores = np.zeros((pad, count), np.float64)
+    for i, row in enumerate(rows):
+        for k, point in enumerate((row.keypoints or ())[:count]):
+            points[i, k] = (min(max(point.y / height, 0.0), 1.0), min(max(point.x / width, 0.0), 1.0))
+            scores[i, k] = point.score
+    return {
+        TFKeypointOutput.DETECTION_KEYPOINTS: np.round(points, 6).tolist(),
+        TFKeypointOutput.DETECTION_KEYPOINT_SCORES: np.round(scores, 6).tolist(),
+    }
+
+
+def _outputs(
+    detections: Detections, labels: Labels, width: int, height: int, pad: int, keypoints: int
+) -> dict[StrEnum, Any]:
     rows = box_rows(detections, labels, (width, height), MaskFormat.NONE)
     n = len(rows)
     boxes = np.zeros((pad, 4), np.float64)
@@ -206,22 +231,28 @@ def _outputs(detections: Detections, labels: Labels, width: int, height: int, pa
     scores[:n] = np.array([row.score for row in rows], np.float32)
     classes = np.zeros(pad, np.float64)
     classes[:n] = [row.class_id for row in rows]
-    return {
+    outputs: dict[StrEnum, Any] = {
         TFOutput.DETECTION_BOXES: np.round(boxes, 6).tolist(),
         TFOutput.DETECTION_SCORES: np.round(scores, 6).tolist(),
         TFOutput.DETECTION_CLASSES: classes.tolist(),
         TFOutput.DETECTION_CLASS_NAMES: [row.label for row in rows] + [""] * (pad - n),
         TFOutput.NUM_DETECTIONS: float(n),
     }
+    if keypoints:
+        outputs.update(_keypoint_outputs(rows, width, height, pad, keypoints))
+    return outputs
 
 
 def render_predict_response(
-    results: Sequence[tuple[Detections, int, int]], labels: Labels, fmt: PredictFormat
+    results: Sequence[tuple[Detections, int, int]], labels: Labels, fmt: PredictFormat, task: Task = Task.DETECT
 ) -> dict[str, Any]:
-    """The ``:predict`` answer for ``(detections, width, height)`` per image, in ``fmt``."""
+    """The ``:predict`` answer for ``(detections, width, height)`` per image, in ``fmt``; a pose
+    model's (``task``) with its keypoint outputs."""
     pad = max((len(d) for d, _, _ in results), default=0)
-    rows = [_outputs(d, labels, w, h, pad) for d, w, h in results]
-    return _batched(rows, list(TFOutput), fmt)
+    keypoints = len(labels.keypoints) if task is Task.POSE else 0
+    rows = [_outputs(d, labels, w, h, pad, keypoints) for d, w, h in results]
+    names: list[StrEnum] = [*TFOutput, *(TFKeypointOutput if keypoints else ())]
+    return _batched(rows, names, fmt)
 
 
 def _batched(rows: list[dict[Any, Any]], names: Sequence[StrEnum], fmt: PredictFormat) -> dict[str, Any]:
@@ -278,7 +309,7 @@ def _tensor_info(name: str, dtype: str, dims: list[int]) -> dict[str, Any]:
 
 def render_metadata(name: str, version: int, task: Task = Task.DETECT) -> dict[str, Any]:
     """``GET /v1/models/{name}/metadata``: the model spec and its ``serving_default`` signature
-    (detection outputs, or a classifier's for a classify model)."""
+    (detection outputs, with the keypoint ones for a pose model, or a classifier's for a classify model)."""
     outputs: dict[StrEnum, dict[str, Any]]
     if task is Task.CLASSIFY:
         outputs = {
@@ -294,6 +325,13 @@ def render_metadata(name: str, version: int, task: Task = Task.DETECT) -> dict[s
             TFOutput.DETECTION_CLASS_NAMES: _tensor_info("detection_class_names", "DT_STRING", [-1, -1]),
             TFOutput.NUM_DETECTIONS: _tensor_info("num_detections", "DT_FLOAT", [-1]),
         }
+        if task is Task.POSE:
+            outputs[TFKeypointOutput.DETECTION_KEYPOINTS] = _tensor_info(
+                "detection_keypoints", "DT_FLOAT", [-1, -1, -1, 2]
+            )
+            outputs[TFKeypointOutput.DETECTION_KEYPOINT_SCORES] = _tensor_info(
+                "detection_keypoint_scores", "DT_FLOAT", [-1, -1, -1]
+            )
     signature = {
         "inputs": {INPUT_NAME: _tensor_info("encoded_image_string_tensor", "DT_STRING", [-1])},
         "outputs": {key.value: value for key, value in outputs.items()},
