@@ -95,6 +95,7 @@ def test_custom_list_names_every_model(server: ServerProcess) -> None:
     ("path", "image", "fields", "status", "error"),
     [
         ("/v1/vision/detection", None, {}, 400, "No valid image file found"),
+        ("/v1/vision/detection", None, {"min_confidence": "0.5"}, 400, "No valid image file found"),  # urlencoded
         ("/v1/vision/detection", b"not an image", {}, 400, "cannot decode image"),
         ("/v1/vision/detection", b"jpeg", {"min_confidence": "high"}, 400, "Invalid value for min_confidence"),
         ("/v1/vision/detection", b"jpeg", {"min_confidence": "1.5"}, 400, "min_confidence cannot be greater than 1"),

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from visionserve.api.metrics import Metrics
-from visionserve.api.multipart import read_parts
+from visionserve.api.multipart import is_multipart, read_parts
 from visionserve.core.images import check_content_type
 from visionserve.errors import InvalidParameterError, ShuttingDownError
 from visionserve.serving.service import DetectionService
@@ -54,10 +54,6 @@ class ImageUpload:
     fields: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
 async def read_images(request: Request, field_name: str = "image") -> ImageUpload:
     """The images of ``request``: every multipart file part named ``field_name`` (in order), or the
     raw body when the content type is an image type or ``application/octet-stream`` (or absent).
@@ -66,7 +62,7 @@ async def read_images(request: Request, field_name: str = "image") -> ImageUploa
     :class:`InvalidParameterError` (422) when there is no image. The body size limit applies while
     reading (413).
     """
-    if _media_type(request) != "multipart/form-data":
+    if not is_multipart(request):
         check_content_type(request.headers.get("content-type"))
         body = await request.body()
         if not body:

@@ -134,6 +134,11 @@ def _charset(params: dict[bytes, bytes]) -> str:
         return "latin-1"
 
 
+def is_multipart(request: Request) -> bool:
+    """Whether ``request`` says its body is ``multipart/form-data``."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower() == "multipart/form-data"
+
+
 async def read_parts(request: Request, *, max_files: int, max_fields: int) -> list[Part]:
     """Every part of ``request``'s ``multipart/form-data`` body, in order. Raises Starlette's
     ``HTTPException`` (400) for the bodies its form parser refuses (see the module docstring)."""

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
 
 from visionserve.api.auth import BodyKeyRealm
 from visionserve.api.deps import ServiceDep, SettingsDep
 from visionserve.api.metrics import tag_model
+from visionserve.api.multipart import is_multipart, read_parts
 from visionserve.api.routes.protocol_support import ProtocolError, auth_renderer, protocol_route
 from visionserve.api.wire import deepstack
 from visionserve.core.prediction import classes_of
@@ -54,10 +54,15 @@ class _Form:
 
 
 async def _read_form(request: Request) -> _Form:
-    async with request.form(max_files=_MAX_PARTS, max_fields=_MAX_PARTS) as form:
-        image, conf = form.get("image"), form.get("min_confidence")
-        data = await image.read() if isinstance(image, UploadFile) else None
-    return _Form(data, conf if isinstance(conf, str) else None)
+    if not is_multipart(request):
+        return _Form(None, None)  # other bodies carry no image field (Starlette's form had none either)
+    parts = await read_parts(request, max_files=_MAX_PARTS, max_fields=_MAX_PARTS)
+    last = {part.name: part for part in parts}  # a repeated name gives its last part, as Starlette's form.get
+    image, conf = last.get("image"), last.get("min_confidence")
+    return _Form(
+        image.data if image is not None and image.is_file else None,
+        conf.value if conf is not None and not conf.is_file else None,
+    )
 
 
 def _facts(spec: ModelSpec) -> deepstack.ServerFacts:
